@@ -1,0 +1,173 @@
+"""Static validation: everything that can be checked before a plan runs.
+
+Every tool exists, required arguments are present, no unknown arguments,
+references point to existing inputs, steps and outputs, there is no cycle,
+literals fit their schema, and types agree along every edge. Each problem names
+the step and the argument. `check_plan` raises one PlanError listing them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import PlanError, UnknownToolError
+from ..tools.base import Tool, is_list_annotation, list_item_annotation
+from ..tools.registry import Registry
+from ..tools.types import accepts, adapter, list_item, schema_annotation
+from .plan import Plan, Ref, is_bad_ref, iter_refs, parse_ref, step_dependencies, unescape
+
+KNOWN_INPUT_TYPES = {"audio", "video", "image", "text", "number", "integer", "boolean", "any", "object"}
+
+
+def check_plan(plan: Plan, registry: Registry) -> Plan:
+    problems = validate_plan(plan, registry)
+    if problems:
+        raise PlanError(problems)
+    return plan
+
+
+def validate_plan(plan: Plan, registry: Registry) -> list[str]:
+    problems: list[str] = []
+    tools: dict[str, Tool] = {}
+    step_ids: set[str] = set()
+
+    for name, spec in plan.inputs.items():
+        base = list_item(spec.type) or spec.type
+        if any(t not in KNOWN_INPUT_TYPES for t in base.split("|")):
+            problems.append(f"input '{name}': unknown type '{spec.type}'")
+
+    for step in plan.steps:
+        if step.id in step_ids:
+            problems.append(f"step '{step.id}': duplicate step id")
+        elif step.id in plan.inputs:
+            problems.append(f"step '{step.id}': id clashes with the input of the same name")
+        step_ids.add(step.id)
+        try:
+            tools[step.id] = registry.get(step.tool)
+        except UnknownToolError as e:
+            problems.append(f"step '{step.id}': {e}")
+
+    def ref_tag(ref: Ref, where: str) -> str | None:
+        """Type tag of a reference, or None after recording why it is wrong."""
+        if ref.source in plan.inputs:
+            if ref.field:
+                problems.append(f"{where}: input '{ref.source}' has no field '{ref.field}'")
+                return None
+            return plan.inputs[ref.source].type
+        if ref.source not in step_ids:
+            problems.append(f"{where}: '{ref}' refers to no input or step")
+            return None
+        src = tools.get(ref.source)
+        if src is None:
+            return None  # unknown tool: already reported
+        if ref.field is None:
+            if len(src.outputs) == 1:
+                return next(iter(src.outputs.values()))
+            return src.whole_output_tag
+        if ref.field not in src.outputs:
+            problems.append(f"{where}: step '{ref.source}' ({src.name}) has no output '{ref.field}' "
+                            f"(it has: {', '.join(src.outputs)})")
+            return None
+        return src.outputs[ref.field]
+
+    for step in plan.steps:
+        t = tools.get(step.id)
+        if t is None:
+            continue
+        if step.backend and step.backend not in {b.name for b in t.backends}:
+            problems.append(f"step '{step.id}': tool '{t.name}' has no backend '{step.backend}'")
+        for name in step.args:
+            if name not in t.params:
+                problems.append(f"step '{step.id}': unknown argument '{name}' for tool '{t.name}' "
+                                f"(expected: {', '.join(t.params) or 'none'})")
+        for name, p in t.params.items():
+            where = f"step '{step.id}' argument '{name}'"
+            if name not in step.args:
+                if p.required:
+                    problems.append(f"{where}: missing (required {p.tag})")
+                continue
+            value = step.args[name]
+            for r in iter_refs(value):
+                if r.source == step.id:
+                    problems.append(f"{where}: step refers to itself")
+            _check_value(p.annotation, p.tag, value, where, ref_tag, problems)
+
+    problems.extend(_cycle_problems(plan, step_ids))
+
+    for name, value in plan.outputs.items():
+        ref = parse_ref(value)
+        if ref is None:
+            problems.append(f"output '{name}': '{value}' is not a $reference")
+        else:
+            ref_tag(ref, f"output '{name}'")
+    return problems
+
+
+def _check_value(ann: Any, tag: str, value: Any, where: str, ref_tag, problems: list[str]) -> None:
+    ref = parse_ref(value)
+    if ref is not None:
+        got = ref_tag(ref, where)
+        if got is None:
+            return
+        item = list_item(tag)
+        if accepts(tag, got) or (item is not None and accepts(item, got)):  # one item feeds a list
+            return
+        problems.append(f"{where}: expects {tag} but '{ref}' gives {got}")
+        return
+    if is_bad_ref(value):
+        problems.append(f"{where}: '{value}' is not a valid reference (use $name or $step.output)")
+        return
+    if isinstance(value, list) and is_list_annotation(ann):
+        item_ann = list_item_annotation(ann)
+        for i, v in enumerate(value):
+            _check_value(item_ann, list_item(tag) or "any", v, f"{where}[{i}]", ref_tag, problems)
+        return
+    if any(True for _ in iter_refs(value)):
+        return  # references nested in a dict: checked when resolved
+    try:
+        adapter(schema_annotation(ann)).validate_python(unescape(value))
+    except ValidationError as e:
+        err = e.errors()[0]
+        problems.append(f"{where}: {err['msg'].lower()} (got {value!r})")
+
+
+def _cycle_problems(plan: Plan, step_ids: set[str]) -> list[str]:
+    deps = {s.id: step_dependencies(s, step_ids) for s in plan.steps}
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for d in sorted(deps.get(n, ())):
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state:
+                found = visit(d)
+                if found:
+                    return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for s in plan.steps:
+        if s.id not in state:
+            cycle = visit(s.id)
+            if cycle:
+                return [f"step '{cycle[0]}': cycle {' -> '.join(reversed(cycle))}"]
+    return []
+
+
+def topological_order(plan: Plan) -> list[str]:
+    ids = {s.id for s in plan.steps}
+    deps = {s.id: step_dependencies(s, ids) for s in plan.steps}
+    order, done = [], set()
+    while len(order) < len(ids):
+        ready = [s.id for s in plan.steps if s.id not in done and deps[s.id] <= done]
+        if not ready:
+            raise PlanError(["plan has a cycle"])
+        order.extend(ready)
+        done.update(ready)
+    return order

@@ -1,0 +1,295 @@
+"""The `cadenza` command line.
+
+Exit codes: 0 success, 2 bad input or usage, 1 failure while running, 130 Ctrl-C.
+With `--json` a command prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import CadenzaError, InputError, one_line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args) or 0
+    except CadenzaError as e:
+        return _fail(args, one_line(e), e.exit_code)
+    except KeyboardInterrupt:
+        return _fail(args, "interrupted", 130)
+    except Exception as e:  # a bug: one line unless asked for the traceback
+        if os.environ.get("CADENZA_DEBUG"):
+            raise
+        return _fail(args, f"internal error: {type(e).__name__}: {one_line(e)} (set CADENZA_DEBUG=1 for a traceback)", 1)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "exit_code": code}))
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cadenza", description="Plan, check and run multi-step media jobs with local models.")
+    p.add_argument("--version", action="version", version=f"cadenza {_version()}")
+    sub = p.add_subparsers(parser_class=_Parser, metavar="COMMAND")
+
+    tools = sub.add_parser("tools", help="list, show and run tools").add_subparsers(parser_class=_Parser, metavar="ACTION")
+    t = tools.add_parser("list", help="list the tools")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_tools_list)
+    t = tools.add_parser("show", help="show one tool's inputs, outputs and backends")
+    t.add_argument("name")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_tools_show)
+    t = tools.add_parser("run", help="run one tool")
+    t.add_argument("name")
+    t.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE", help="an argument (repeat for lists)")
+    _run_options(t)
+    t.set_defaults(func=cmd_tools_run)
+
+    wf = sub.add_parser("workflow", help="validate and run YAML workflows").add_subparsers(parser_class=_Parser, metavar="ACTION")
+    w = wf.add_parser("validate", help="check a workflow without running it")
+    w.add_argument("file")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=cmd_workflow_validate)
+    w = wf.add_parser("run", help="run a workflow")
+    w.add_argument("file")
+    w.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="a workflow input (repeat for lists)")
+    _run_options(w)
+    w.set_defaults(func=cmd_workflow_run)
+    w = wf.add_parser("schema", help="print the plan format's JSON Schema")
+    w.set_defaults(func=cmd_workflow_schema)
+
+    d = sub.add_parser("doctor", help="what can run here, and why not")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_doctor)
+    return p
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="cadenza-out", help="output folder (default: ./cadenza-out)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the outputs")
+    p.add_argument("--no-cache", action="store_true", help="do not reuse or store step results")
+    p.add_argument("--timeout", type=float, default=None, help="seconds allowed per step")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: CUDA when present)")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# -- tools ---------------------------------------------------------------------------
+def cmd_tools_list(args) -> int:
+    from .tools.registry import default_registry
+
+    reg = default_registry()
+    if args.json:
+        print(json.dumps({"tools": [{"name": t.name, "description": t.description, "signature": t.signature_line()}
+                                    for t in reg]}))
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, show_header=True, header_style="bold")
+    table.add_column("tool")
+    table.add_column("signature")
+    table.add_column("description")
+    for t in reg:
+        table.add_row(t.name, escape(t.signature_line()), escape(_first_sentence(t.description)))
+    Console(width=160).print(table)
+    return 0
+
+
+def cmd_tools_show(args) -> int:
+    from .tools.registry import default_registry
+
+    spec = default_registry().get(args.name).spec()
+    if args.json:
+        print(json.dumps(spec, default=str))
+        return 0
+    print(f"{spec['name']} (version {spec['version']})\n  {spec['description']}\n\ninputs:")
+    for name, i in spec["inputs"].items():
+        extra = "required" if i["required"] else f"default {i.get('default')!r}"
+        print(f"  {name}: {i['type']} ({extra})" + (f"  {i['description']}" if i.get("description") else ""))
+    print("outputs:")
+    for name, tag in spec["outputs"].items():
+        print(f"  {name}: {tag}")
+    print("backends:")
+    for b in spec["backends"]:
+        state = "usable" if b["available"] else f"not usable: {b['why_not']}"
+        print(f"  {b['name']} [{b['device']}] {state}")
+    return 0
+
+
+def cmd_tools_run(args) -> int:
+    from .agent.plan import Plan, Step
+    from .tools.registry import default_registry
+
+    t = default_registry().get(args.name)
+    values = _parse_pairs(args.arg, {n: p.tag for n, p in t.params.items()}, "--arg")
+    for name in values:
+        if name not in t.params:
+            raise InputError(f"tool '{t.name}' has no argument '{name}' (it takes: {', '.join(t.params)})")
+    plan = Plan(steps=[Step(id=_step_id(t.name), tool=t.name, args=values)],
+                outputs={n: f"${_step_id(t.name)}.{n}" if t.whole_output_tag else f"${_step_id(t.name)}"
+                         for n in t.outputs})
+    return _execute(args, plan, {}, _user_files(values))
+
+
+def _step_id(name: str) -> str:
+    return name if name.replace("_", "a").isalnum() and not name[0].isdigit() else "step"
+
+
+# -- workflows -------------------------------------------------------------------------
+def cmd_workflow_validate(args) -> int:
+    from .agent.validate import check_plan
+    from .agent.workflow import load_workflow
+    from .tools.registry import default_registry
+
+    plan = check_plan(load_workflow(args.file), default_registry())
+    if args.json:
+        print(json.dumps({"valid": True, "steps": len(plan.steps), "inputs": list(plan.inputs),
+                          "outputs": list(plan.outputs)}))
+    else:
+        print(f"{args.file}: valid ({len(plan.steps)} steps; inputs: {', '.join(plan.inputs) or 'none'})")
+    return 0
+
+
+def cmd_workflow_run(args) -> int:
+    from .agent.workflow import load_workflow
+
+    plan = load_workflow(args.file)
+    inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
+    return _execute(args, plan, inputs, _user_files(inputs), allow_dir=Path(args.file).resolve().parent)
+
+
+def cmd_workflow_schema(args) -> int:
+    from .agent.plan import plan_json_schema
+
+    print(json.dumps(plan_json_schema(), indent=2))
+    return 0
+
+
+def _execute(args, plan, inputs: dict[str, Any], files: list[str], allow_dir: Path | None = None) -> int:
+    from .agent.executor import Executor
+    from .runtime import get_runtime
+    from .workspace import Workspace
+    from .progress import ProgressDisplay
+
+    if args.device:
+        get_runtime().device = args.device
+    ws = Workspace(args.out)
+    if allow_dir is not None:
+        ws.allow(allow_dir)
+    for f in files:
+        ws.allow(f)
+    with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
+        ex = Executor(on_event=progress.on_event, cache=not args.no_cache, timeout=args.timeout)
+        result = ex.run(plan, inputs, ws)
+    from .media import to_jsonable
+
+    if args.json:
+        print(json.dumps({"status": result.status, "outputs": to_jsonable(result.outputs),
+                          "steps": {r.id: r.status for r in result.steps.values()},
+                          "errors": result.errors(), "run_json": str(result.run_json)}, default=str))
+    else:
+        for name, value in result.outputs.items():
+            print(f"{name}: {_show(value)}")
+        print(f"run record: {result.run_json}", file=sys.stderr)
+    for err in result.errors():
+        print(f"error: {err}", file=sys.stderr)
+    return result.exit_code
+
+
+def _show(value: Any) -> str:
+    from .media import Media
+
+    if isinstance(value, Media):
+        return str(value.path)
+    if isinstance(value, list) and all(isinstance(v, Media) for v in value):
+        return " ".join(str(v.path) for v in value)
+    return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str, Any]:
+    """NAME=VALUE pairs; repeated names make lists; values parse by the declared type."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"{flag} {pair!r}: expected NAME=VALUE")
+        name, raw = pair.split("=", 1)
+        name = name.strip()
+        tag = types.get(name, "text")
+        value = _parse_value(raw, tag)
+        if name in out:
+            prev = out[name]
+            out[name] = (prev if isinstance(prev, list) else [prev]) + (value if isinstance(value, list) else [value])
+        else:
+            out[name] = [value] if tag.startswith("list[") and not isinstance(value, list) else value
+    return out
+
+
+def _parse_value(raw: str, tag: str) -> Any:
+    base = tag[5:-1] if tag.startswith("list[") else tag
+    if any(k in base.split("|") for k in ("text", "audio", "video", "image")):
+        return raw  # strings and paths stay as typed ("no" is not False, "1e3" is a file name)
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _user_files(values: dict[str, Any]) -> list[str]:
+    files = []
+    for v in values.values():
+        for item in v if isinstance(v, list) else [v]:
+            if isinstance(item, str) and Path(item).exists():
+                files.append(item)
+    return files
+
+
+# -- doctor ---------------------------------------------------------------------------
+def cmd_doctor(args) -> int:
+    from .doctor import report
+
+    rep = report()
+    if args.json:
+        print(json.dumps(rep, default=str))
+        return 0
+    from .doctor import print_report
+
+    print_report(rep)
+    return 0
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ")[0].rstrip(".")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Audio out of and into video files, with PyAV (the video stream is copied, never re-encoded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...errors import MediaError
+from ...media import Audio, Video
+from ..base import ToolContext, tool
+from .edit import PYDUB, AudioFormat, _save
+from .io import load_segment, samples_of, write_audio_stream
+
+# Audio codec per output container: webm wants Opus, the rest take AAC.
+_AUDIO_CODEC = {".webm": "libopus", ".mkv": "aac", ".mp4": "aac", ".mov": "aac", ".m4v": "aac"}
+
+
+@tool(backends=PYDUB)
+def extract_audio(video: Video, ctx: ToolContext, format: AudioFormat = "wav") -> Audio:
+    """Take the sound track out of a video.
+
+    Args:
+        video: the video
+        format: output audio format
+    """
+    if video.sample_rate is None:
+        raise MediaError(f"no audio track in {video.path}")
+    return _save(load_segment(video), ctx, "." + format)
+
+
+@tool(backends=PYDUB)
+def replace_audio(video: Video, audio: Audio, ctx: ToolContext) -> Video:
+    """Put a new sound track on a video: the picture is copied untouched, the audio is cut or
+    padded with silence to the video's length.
+
+    Args:
+        video: the video whose picture is kept
+        audio: the new sound track
+    """
+    import av
+    from pydub import AudioSegment
+
+    seg = load_segment(audio)
+    if video.duration:
+        want_ms = int(video.duration * 1000)
+        seg = seg[:want_ms] if len(seg) >= want_ms else seg + AudioSegment.silent(
+            want_ms - len(seg), frame_rate=seg.frame_rate).set_channels(seg.channels)
+    suffix = video.path.suffix.lower() if video.path.suffix.lower() in _AUDIO_CODEC else ".mp4"
+    out_path: Path = ctx.output_path(suffix)
+    codec = _AUDIO_CODEC[suffix]
+    rate = 48000 if codec == "libopus" else seg.frame_rate
+    seg = seg.set_frame_rate(rate)
+    layout = "stereo" if seg.channels == 2 else "mono"
+    try:
+        with av.open(str(video.path)) as vin, av.open(str(out_path), "w") as vout:
+            vin_stream = vin.streams.video[0]
+            v_out = vout.add_stream_from_template(vin_stream)
+            a_out = vout.add_stream(codec, rate=rate, layout=layout)
+            for packet in vin.demux(vin_stream):
+                if packet.dts is None:  # the demuxer's flush packet
+                    continue
+                packet.stream = v_out
+                vout.mux(packet)
+            write_audio_stream(vout, a_out, samples_of(seg), rate, layout)
+    except av.error.FFmpegError as e:
+        raise MediaError(f"cannot write video {out_path.name}: {getattr(e, 'strerror', None) or e}") from e
+    return Video.from_path(out_path)
+
+
+VIDEO_AUDIO_TOOLS = [extract_audio, replace_audio]

@@ -1,0 +1,107 @@
+"""Where tools are found: the built-ins plus plugins from the `cadenza.tools` entry-point group.
+
+A plugin is a module with one hook (see `cadenza.hookspecs`):
+
+    @cadenza.hookimpl
+    def register_tools(register):
+        register(my_tool)
+
+A plugin that fails to import or register is recorded in `plugin_errors`, warned
+about once, and skipped: it never takes the application down.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import warnings
+from dataclasses import dataclass
+
+import pluggy
+
+from ..errors import UnknownToolError
+from ..hookspecs import ENTRY_POINT_GROUP, PROJECT, HookSpecs
+from .base import Tool
+
+
+@dataclass
+class PluginError:
+    plugin: str
+    error: str
+
+
+class Registry:
+    def __init__(self, tools: list[Tool] = ()):
+        self._tools: dict[str, Tool] = {}
+        self.plugin_errors: list[PluginError] = []
+        self.plugins: list[str] = []
+        for t in tools:
+            self.register(t)
+
+    def register(self, t: Tool, *, replace: bool = False) -> Tool:
+        if not isinstance(t, Tool):
+            raise TypeError(f"not a Cadenza tool: {t!r} (decorate the function with @cadenza.tool)")
+        if t.name in self._tools and not replace and self._tools[t.name] is not t:
+            raise ValueError(f"a tool named '{t.name}' is already registered")
+        self._tools[t.name] = t
+        return t
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._tools, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise UnknownToolError(f"unknown tool '{name}'{hint}") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tools
+
+    def __iter__(self):
+        return iter(sorted(self._tools.values(), key=lambda t: t.name))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def load_plugins(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Register the tools of every installed plugin; record and skip broken ones."""
+        pm = pluggy.PluginManager(PROJECT)
+        pm.add_hookspecs(HookSpecs)
+        for ep in importlib.metadata.entry_points(group=group):
+            label = f"{ep.name} ({ep.value})"
+            try:
+                module = ep.load()
+                pm.register(module, name=ep.name)
+                found: list[Tool] = []
+                for impl in pm.hook.register_tools.get_hookimpls():
+                    if impl.plugin is module:  # call this plugin's hook alone, so a failure stays its own
+                        impl.function(register=found.append)
+                for t in found:
+                    self.register(t)
+                self.plugins.append(ep.name)
+            except Exception as e:  # a broken plugin must not take the app down
+                msg = f"{type(e).__name__}: {e}".splitlines()[0]
+                self.plugin_errors.append(PluginError(label, msg))
+                warnings.warn(f"cadenza: skipped plugin {label}: {msg}", stacklevel=2)
+
+
+def builtin_tools() -> list[Tool]:
+    from .audio import AUDIO_TOOLS
+
+    return list(AUDIO_TOOLS)
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """Built-in tools plus installed plugins, built once per process."""
+    global _default
+    if _default is None:
+        reg = Registry(builtin_tools())
+        reg.load_plugins()
+        _default = reg
+    return _default
