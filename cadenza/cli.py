@@ -214,9 +214,12 @@ def _execute(args, plan, inputs: dict[str, Any], files: list[str], allow_dir: Pa
     from .media import to_jsonable
 
     if args.json:
-        print(json.dumps({"status": result.status, "outputs": to_jsonable(result.outputs),
-                          "steps": {r.id: r.status for r in result.steps.values()},
-                          "errors": result.errors(), "run_json": str(result.run_json)}, default=str))
+        doc = {"status": result.status, "outputs": to_jsonable(result.outputs),
+               "steps": {r.id: r.status for r in result.steps.values()},
+               "errors": result.errors(), "run_json": str(result.run_json)}
+        if result.errors():
+            doc.update(error=result.errors()[0], exit_code=result.exit_code)
+        print(json.dumps(doc, default=str))
     else:
         for name, value in result.outputs.items():
             print(f"{name}: {_show(value)}")

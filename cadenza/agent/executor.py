@@ -30,7 +30,8 @@ from ..tools.base import Tool, ToolContext
 from ..tools.registry import Registry, default_registry
 from ..workspace import Workspace
 from .cache import StepCache, cache_key
-from .plan import Plan, Step, parse_ref, step_dependencies, unescape
+from ..tools.types import is_media_tag
+from .plan import Plan, Step, iter_refs, parse_ref, step_dependencies, unescape
 from .runners import StepRunner, ThreadRunner
 from .validate import check_plan
 
@@ -122,7 +123,17 @@ class Executor:
         """Validate, check the inputs (nothing runs if either fails), then execute."""
         check_plan(plan, self.registry)
         values = resolve_inputs(plan, inputs or {}, workspace)
+        self.check_literal_files(plan, workspace)
         return _Run(self, plan, values, workspace).execute()
+
+    def check_literal_files(self, plan: Plan, ws: Workspace) -> None:
+        """Files named literally in the plan must exist, be allowed and decode, before anything runs."""
+        for step in plan.steps:
+            tool = self.registry.get(step.tool)
+            for name, value in step.args.items():
+                p = tool.params.get(name)
+                if p is not None and is_media_tag(p.tag) and not any(True for _ in iter_refs(value)):
+                    convert_value(p.annotation, value, ws, f"step '{step.id}' argument '{name}'")
 
 
 def resolve_inputs(plan: Plan, given: dict[str, Any], ws: Workspace) -> dict[str, Any]:

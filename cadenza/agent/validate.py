@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import PlanError, UnknownToolError
+from ..tools.args import item_label
 from ..tools.base import Tool, is_list_annotation, list_item_annotation
 from ..tools.registry import Registry
 from ..tools.types import accepts, adapter, list_item, schema_annotation
@@ -122,7 +123,7 @@ def _check_value(ann: Any, tag: str, value: Any, where: str, ref_tag, problems: 
     if isinstance(value, list) and is_list_annotation(ann):
         item_ann = list_item_annotation(ann)
         for i, v in enumerate(value):
-            _check_value(item_ann, list_item(tag) or "any", v, f"{where}[{i}]", ref_tag, problems)
+            _check_value(item_ann, list_item(tag) or "any", v, item_label(where, i), ref_tag, problems)
         return
     if any(True for _ in iter_refs(value)):
         return  # references nested in a dict: checked when resolved

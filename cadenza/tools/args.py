@@ -54,7 +54,7 @@ def convert_value(ann: Any, value: Any, ws: "Workspace", where: str) -> Any:
         (item,) = get_args(bare) or (Any,)
         if media_kinds(item):
             items = value if isinstance(value, (list, tuple)) else [value]  # one item feeds a list
-            return [to_media(v, media_kinds(item), ws, f"{where}[{i}]") for i, v in enumerate(items)]
+            return [to_media(v, media_kinds(item), ws, item_label(where, i)) for i, v in enumerate(items)]
         if not isinstance(value, (list, tuple)):
             value = [value]
     try:
@@ -68,14 +68,19 @@ def to_media(value: Any, kinds: list[str], ws: "Workspace", where: str) -> Media
     if isinstance(value, Media):
         if value.kind not in kinds:
             raise InputError(f"{where}: expects {'|'.join(kinds)} but got {value.kind} {value.path.name}")
-        ws.resolve_input(value.path, value.kind)  # still must lie under the allowed roots
+        try:
+            ws.resolve_input(value.path, value.kind)  # still must lie under the allowed roots
+        except InputError as e:
+            raise type(e)(f"{where}: {e}") from None
         return value
     if not isinstance(value, (str, Path)):
         raise InputError(f"{where}: expects a path to a {'|'.join(kinds)} file, got {value!r}")
     guessed = guess_kind(value)
     kind = guessed if guessed in kinds else kinds[0]
-    real = ws.resolve_input(value, kind)
-    return MEDIA_TYPES[kind].from_path(real)
+    try:
+        return MEDIA_TYPES[kind].from_path(ws.resolve_input(value, kind))
+    except InputError as e:  # say which argument the file came from
+        raise type(e)(f"{where}: {e}") from None
 
 
 def tag_annotation(tag: str) -> Any:
@@ -90,3 +95,8 @@ def tag_annotation(tag: str) -> Any:
     if "|" in tag:
         return Union[tuple(tag_annotation(t) for t in tag.split("|"))]  # type: ignore[return-value]
     return Any
+
+
+def item_label(where: str, i: int) -> str:
+    """"step 'm' argument 'tracks'" -> "step 'm' argument 'tracks[1]'" (the item inside the quotes)."""
+    return f"{where[:-1]}[{i}]'" if where.endswith("'") else f"{where}[{i}]"

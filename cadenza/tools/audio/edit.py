@@ -83,7 +83,9 @@ def _duck_envelope(voice: np.ndarray, rate: int, n: int, duck_db: float) -> np.n
     if len(per_sample) < n:
         per_sample = np.concatenate([per_sample, np.ones(n - len(per_sample), np.float32)])
     ramp = max(1, int(rate * 0.05))
-    return np.convolve(per_sample, np.ones(ramp, np.float32) / ramp, mode="same")
+    # pad with the edge values, not zeros, so the smoothing does not dip at the ends
+    padded_env = np.pad(per_sample, (ramp // 2, ramp - 1 - ramp // 2), mode="edge")
+    return np.convolve(padded_env, np.ones(ramp, np.float32) / ramp, mode="valid")
 
 
 def _apply(a: np.ndarray, env: np.ndarray) -> np.ndarray:
@@ -138,7 +140,8 @@ def trim_audio(audio: Audio, ctx: ToolContext, start: float = 0.0, end: float | 
         raise InputError(f"trim_audio: start={start}s is outside the audio (0..{total:.2f}s)")
     if stop <= start:
         raise InputError(f"trim_audio: end={end}s is not after start={start}s")
-    return _save(seg[int(start * 1000):int(min(stop, total) * 1000)], ctx, output_suffix(audio, None))
+    first, last = round(start * seg.frame_rate), round(min(stop, total) * seg.frame_rate)
+    return _save(seg.get_sample_slice(first, last), ctx, output_suffix(audio, None))
 
 
 @tool(backends=PYDUB)
@@ -255,6 +258,8 @@ def convert_audio(audio: Audio, format: AudioFormat, ctx: ToolContext, sample_ra
         raise InputError(f"convert_audio: unknown format '{format}'")
     if sample_rate is not None and not 4000 <= sample_rate <= 192000:
         raise InputError(f"convert_audio: sample_rate {sample_rate} is outside 4000..192000 Hz")
+    if format == "ogg" and sample_rate not in (None, 48000):
+        raise InputError(f"convert_audio: ogg (Opus) is always 48000 Hz; sample_rate {sample_rate} is not possible")
     seg = load_segment(audio)
     if sample_rate:
         seg = seg.set_frame_rate(sample_rate)

@@ -17,7 +17,7 @@ with warnings.catch_warnings():  # pydub warns when no ffmpeg binary is on PATH;
     warnings.simplefilter("ignore", RuntimeWarning)
     from pydub import AudioSegment
 
-from ...errors import MediaError
+from ...errors import InputError, MediaError
 from ...media import Media
 
 # Output formats: extension -> (container format, audio codec)
@@ -82,9 +82,14 @@ def encode_pcm(path: Path, container_fmt: str, codec: str, samples: np.ndarray, 
     import av
 
     layout = "stereo" if channels == 2 else "mono"
-    with av.open(str(path), "w", format=container_fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout=layout)
-        write_audio_stream(out, stream, samples, rate, layout)
+    try:
+        with av.open(str(path), "w", format=container_fmt) as out:
+            stream = out.add_stream(codec, rate=rate, layout=layout)
+            write_audio_stream(out, stream, samples, rate, layout)
+    except (av.error.FFmpegError, ValueError) as e:  # the encoder refused these settings
+        path.unlink(missing_ok=True)
+        raise InputError(f"the {codec} encoder cannot write {path.suffix.lstrip('.')} at {rate} Hz "
+                         f"{layout}: {av_reason(e)}") from None
 
 
 def write_audio_stream(out, stream, samples: np.ndarray, rate: int, layout: str) -> None:

@@ -40,8 +40,9 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext) -> Video:
     from pydub import AudioSegment
 
     seg = load_segment(audio)
-    if video.duration:
-        want_ms = int(video.duration * 1000)
+    picture_seconds = _picture_duration(video) or video.duration
+    if picture_seconds:
+        want_ms = round(picture_seconds * 1000)
         seg = seg[:want_ms] if len(seg) >= want_ms else seg + AudioSegment.silent(
             want_ms - len(seg), frame_rate=seg.frame_rate).set_channels(seg.channels)
     suffix = video.path.suffix.lower() if video.path.suffix.lower() in _AUDIO_CODEC else ".mp4"
@@ -67,3 +68,16 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext) -> Video:
 
 
 VIDEO_AUDIO_TOOLS = [extract_audio, replace_audio]
+
+
+def _picture_duration(video: Video) -> float | None:
+    """Length of the picture alone (a container may hold audio that runs past the last frame)."""
+    import av
+
+    with av.open(str(video.path)) as c:
+        v = c.streams.video[0]
+        if v.duration and v.time_base:
+            return float(v.duration * v.time_base)
+        if v.frames and v.average_rate:
+            return float(v.frames / v.average_rate)
+    return None
