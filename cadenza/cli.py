@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import CadenzaError, InputError, one_line
+from .workspace import Workspace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,7 +159,7 @@ def cmd_tools_run(args) -> int:
     plan = Plan(steps=[Step(id=_step_id(t.name), tool=t.name, args=values)],
                 outputs={n: f"${_step_id(t.name)}.{n}" if t.whole_output_tag else f"${_step_id(t.name)}"
                          for n in t.outputs})
-    return _execute(args, plan, {}, _user_files(values))
+    return _execute(args, plan, {}, Workspace.for_run(args.out, values))
 
 
 def _step_id(name: str) -> str:
@@ -185,7 +186,7 @@ def cmd_workflow_run(args) -> int:
 
     plan = load_workflow(args.file)
     inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
-    return _execute(args, plan, inputs, _user_files(inputs), allow_dir=Path(args.file).resolve().parent)
+    return _execute(args, plan, inputs, Workspace.for_run(args.out, inputs, roots=[Path(args.file).resolve().parent]))
 
 
 def cmd_workflow_schema(args) -> int:
@@ -195,19 +196,13 @@ def cmd_workflow_schema(args) -> int:
     return 0
 
 
-def _execute(args, plan, inputs: dict[str, Any], files: list[str], allow_dir: Path | None = None) -> int:
+def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace") -> int:
     from .agent.executor import Executor
-    from .runtime import get_runtime
-    from .workspace import Workspace
     from .progress import ProgressDisplay
+    from .runtime import get_runtime
 
     if args.device:
         get_runtime().device = args.device
-    ws = Workspace(args.out)
-    if allow_dir is not None:
-        ws.allow(allow_dir)
-    for f in files:
-        ws.allow(f)
     with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
         ex = Executor(on_event=progress.on_event, cache=not args.no_cache, timeout=args.timeout)
         result = ex.run(plan, inputs, ws)
@@ -265,15 +260,6 @@ def _parse_value(raw: str, tag: str) -> Any:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
-
-
-def _user_files(values: dict[str, Any]) -> list[str]:
-    files = []
-    for v in values.values():
-        for item in v if isinstance(v, list) else [v]:
-            if isinstance(item, str) and Path(item).exists():
-                files.append(item)
-    return files
 
 
 # -- doctor ---------------------------------------------------------------------------

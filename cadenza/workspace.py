@@ -31,6 +31,17 @@ class Workspace:
         for p in allowed:
             self.allow(p)
 
+    @classmethod
+    def for_run(cls, out_dir: str | os.PathLike, values: dict[str, Any] = {}, roots: list[str | os.PathLike] = ()) -> "Workspace":
+        """A workspace whose allowed roots are `roots` plus every existing file among the user's values."""
+        ws = cls(out_dir, allowed=list(roots))
+        for value in values.values():
+            for v in value if isinstance(value, list) else [value]:
+                v = v.path if isinstance(v, Media) else v
+                if isinstance(v, (str, os.PathLike)) and ws._absolute(v).exists():
+                    ws.allow(v)
+        return ws
+
     def allow(self, path: str | os.PathLike) -> Path:
         """Add a file or folder the user passed to the allowed roots."""
         real = self._absolute(path).resolve()

@@ -336,8 +336,6 @@ def test_registry_refuses_a_plugin_tool_that_shadows_a_builtin(entry_points_from
     assert reg.get("fade_audio") is builtin_fade  # the built-in is untouched
 
 
-@pytest.mark.xfail(strict=True, reason="Registry.load_plugins registers a failing plugin's tools one by one, "
-                                       "so the ones before the failure stay registered")
 def test_a_failed_plugin_registers_none_of_its_tools(entry_points_from):
     entry_points_from({"dupe": DUPLICATE_NAME})
     reg = Registry(builtin_tools())

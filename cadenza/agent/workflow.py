@@ -69,11 +69,6 @@ def run_workflow(path: str | os.PathLike, inputs: dict[str, Any], out_dir: str |
     """Run a workflow file. Input files (and the workflow's own folder, for assets it names)
     become the run's allowed roots."""
     plan = load_workflow(path)
-    ws = Workspace(out_dir)
-    ws.allow(Path(path).resolve().parent)
-    for value in inputs.values():
-        for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, (str, os.PathLike)) and Path(v).exists():
-                ws.allow(v)
+    ws = Workspace.for_run(out_dir, inputs, roots=[Path(path).resolve().parent])
     ex = Executor(registry, on_event=on_event, cache=cache, **executor_options)
     return ex.run(plan, inputs, ws)

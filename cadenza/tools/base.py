@@ -254,10 +254,12 @@ class Tool:
     def __call__(self, **kwargs: Any) -> Any:
         """Call the tool directly (outside a plan); outputs go to a temporary folder.
 
-        Media arguments may be paths or Media objects. Returns the single output,
-        or a dict of outputs for multi-output tools.
+        Media arguments may be paths or Media objects; the files passed are the only
+        ones the call may read. Outputs stay in a new temporary folder. Returns the
+        single output, or a dict of outputs for multi-output tools.
         """
-        ws = Workspace(tempfile.mkdtemp(prefix=f"cadenza-{self.name}-"), allowed=[Path.cwd()])
+        # Files passed in are the caller's own (allowed roots), as on the command line.
+        ws = Workspace.for_run(tempfile.mkdtemp(prefix=f"cadenza-{self.name}-"), kwargs)
         ctx = ToolContext(workspace=ws, step_id=self.name, backend=self.get_backend().name)
         args = convert_args(self, kwargs, ws, where=f"tool '{self.name}'")
         outs = {n: ws.finalize_value(v, self.name) for n, v in self.invoke(args, ctx).items()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-import warnings
+import logging
 from dataclasses import dataclass
 
 import pluggy
@@ -22,6 +22,8 @@ import pluggy
 from ..errors import UnknownToolError
 from ..hookspecs import ENTRY_POINT_GROUP, PROJECT, HookSpecs
 from .base import Tool
+
+log = logging.getLogger("cadenza")
 
 
 @dataclass
@@ -72,20 +74,36 @@ class Registry:
         pm.add_hookspecs(HookSpecs)
         for ep in importlib.metadata.entry_points(group=group):
             label = f"{ep.name} ({ep.value})"
+            module = None
             try:
                 module = ep.load()
-                pm.register(module, name=ep.name)
+                if not pm.is_registered(module):
+                    pm.register(module, name=ep.name)
                 found: list[Tool] = []
                 for impl in pm.hook.register_tools.get_hookimpls():
                     if impl.plugin is module:  # call this plugin's hook alone, so a failure stays its own
                         impl.function(register=found.append)
-                for t in found:
-                    self.register(t)
+                self._register_all(found)
                 self.plugins.append(ep.name)
             except Exception as e:  # a broken plugin must not take the app down
+                if module is not None and pm.is_registered(module):
+                    pm.unregister(module)
                 msg = f"{type(e).__name__}: {e}".splitlines()[0]
                 self.plugin_errors.append(PluginError(label, msg))
-                warnings.warn(f"cadenza: skipped plugin {label}: {msg}", stacklevel=2)
+                log.warning("cadenza: skipped plugin %s: %s", label, msg)
+
+    def _register_all(self, tools: list[Tool]) -> None:
+        """All of a plugin's tools, or none of them."""
+        for t in tools:
+            if not isinstance(t, Tool):
+                raise TypeError(f"not a Cadenza tool: {t!r} (decorate the function with @cadenza.tool)")
+            if t.name in self._tools:
+                raise ValueError(f"a tool named '{t.name}' is already registered")
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the plugin registers a tool name twice: {names}")
+        for t in tools:
+            self.register(t)
 
 
 def builtin_tools() -> list[Tool]:
