@@ -19,6 +19,7 @@ Usage inside a tool:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import threading
@@ -29,6 +30,7 @@ from typing import Any, Callable, Iterator
 from .errors import GPUOutOfMemoryError
 
 
+@functools.cache  # a failed import is not remembered by Python: without this every step re-scans sys.path
 def torch_or_none():
     try:
         import torch
@@ -37,6 +39,7 @@ def torch_or_none():
     return torch
 
 
+@functools.cache
 def cuda_available() -> bool:
     torch = torch_or_none()
     return bool(torch is not None and torch.cuda.is_available())

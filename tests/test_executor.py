@@ -201,3 +201,13 @@ def test_sequential_runner_gives_same_results(tmp_path):
     r = run([{"id": "a", "tool": "join", "args": {"parts": ["x"]}},
              {"id": "b", "tool": "join", "args": {"parts": ["$a", "y"]}}], tmp_path, runner=SequentialRunner)
     assert r.ok and r.outputs == {"b": "x+y"}
+
+
+def test_cache_hit_is_named_after_its_own_step(tmp_path):
+    cache = StepCache(tmp_path / "cache")
+    steps = [{"id": "first", "tool": "write_text", "args": {"text": "same"}},
+             {"id": "second", "tool": "write_text", "args": {"text": "same"}}]
+    r = run(steps, tmp_path, cache=cache, runner=SequentialRunner)
+    assert r.outputs["first"].path.name.startswith("first-")
+    assert r.outputs["second"].path.name.startswith("second-")  # same key, its own name
+    assert r.outputs["first"].path.read_bytes() == r.outputs["second"].path.read_bytes()

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import pytest
@@ -303,11 +302,19 @@ def entry_points_from(monkeypatch, tmp_path):
 
 
 def load(reg: Registry) -> list[str]:
-    """load_plugins, returning the warnings it gave."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    """load_plugins, returning the warnings it logged."""
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("cadenza")
+    logger.addHandler(handler)
+    try:
         reg.load_plugins()
-    return [str(w.message) for w in caught]
+    finally:
+        logger.removeHandler(handler)
+    return [r.getMessage() for r in records if r.levelno == logging.WARNING]
 
 
 def test_registry_loads_good_plugins_and_records_broken_ones(entry_points_from):

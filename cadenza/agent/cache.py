@@ -50,15 +50,16 @@ class StepCache:
     def _entry(self, key: str) -> Path:
         return self.dir / key[:2] / key
 
-    def get(self, key: str, output_annotations: dict[str, Any], out_dir: Path) -> dict[str, Any] | None:
-        """Cached outputs, with their files placed in `out_dir`; None on a miss."""
+    def get(self, key: str, output_annotations: dict[str, Any], out_dir: Path,
+            stems: dict[str, str]) -> dict[str, Any] | None:
+        """Cached outputs, their files placed in `out_dir` named `{stem}-{content hash}`; None on a miss."""
         entry = self._entry(key)
         try:
             stored = json.loads((entry / "outputs.json").read_text())
         except (OSError, ValueError):
             return None
         try:
-            return {n: self._restore(v, output_annotations.get(n), entry, out_dir) for n, v in stored.items()}
+            return {n: self._restore(v, output_annotations.get(n), entry, out_dir, stems[n]) for n, v in stored.items()}
         except (OSError, ValueError, KeyError):
             return None  # a damaged entry is a miss, never an error
 
@@ -86,17 +87,18 @@ class StepCache:
             return [self._store(v, entry) for v in value]
         return to_jsonable(value)
 
-    def _restore(self, value: Any, ann: Any, entry: Path, out_dir: Path) -> Any:
+    def _restore(self, value: Any, ann: Any, entry: Path, out_dir: Path, stem: str) -> Any:
         if isinstance(value, dict) and "__media__" in value:
             data = dict(value["__media__"])
             kind = data.pop("kind")
-            target = out_dir / data["path"]
+            stored = data["path"]  # "{first step}-{hash12}{suffix}": keep the hash, take this step's name
+            target = out_dir / f"{stem}-{stored.rsplit('-', 1)[-1]}"
             if not target.exists():
-                _link_or_copy(entry / data["path"], target)
+                _link_or_copy(entry / stored, target)
             data["path"] = target
             return MEDIA_TYPES[kind](**data)
         if isinstance(value, list) and any(isinstance(v, dict) and "__media__" in v for v in value):
-            return [self._restore(v, None, entry, out_dir) for v in value]
+            return [self._restore(v, None, entry, out_dir, f"{stem}-{i}") for i, v in enumerate(value)]
         return adapter(ann).validate_python(value) if ann is not None else value
 
 

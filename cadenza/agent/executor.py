@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -118,6 +118,18 @@ class Executor:
         self.retries = retries
         self.retry_backoff = retry_backoff
         self.runtime = runtime or get_runtime()
+        self._runner: StepRunner | None = None
+
+    def runner(self) -> StepRunner:
+        """One runner (thread pool) for the executor's life: starting threads per run is slow."""
+        if self._runner is None:
+            self._runner = self.runner_factory()
+        return self._runner
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.shutdown(wait=False)
+            self._runner = None
 
     def run(self, plan: Plan, inputs: dict[str, Any] | None, workspace: Workspace) -> RunResult:
         """Validate, check the inputs (nothing runs if either fails), then execute."""
@@ -187,10 +199,11 @@ class _Run:
     def execute(self) -> RunResult:
         self.write_run_json(force=True)
         self.emit(Event("run_started", total=len(self.steps)))
-        runner = self.ex.runner_factory()
+        runner = self.ex.runner()
         try:
             while self.ready or self.running:
                 self.launch_ready(runner)
+                self.write_run_json()  # after launching: the refresh never delays a ready step
                 if not self.running and not self.abandoned:
                     break
                 done, _ = wait(list(self.running) + list(self.abandoned), timeout=self.next_deadline(),
@@ -198,13 +211,11 @@ class _Run:
                 for f in done:
                     self.finish(f)
                 self.expire_deadlines()
-                self.write_run_json()
             self.status = "failed" if any(r.status == "failed" for r in self.records.values()) else "succeeded"
         except KeyboardInterrupt:
             self.cancel_all()
             self.status = "cancelled"
-        finally:
-            runner.shutdown(wait=False)
+            self.ex.close()  # drop queued work; running threads see their cancel event
         outputs = self.collect_outputs()
         self.write_run_json(force=True, outputs=outputs)
         self.emit(Event("run_finished", status=self.status, seconds=time.time() - self.started))
@@ -250,8 +261,9 @@ class _Run:
         args = convert_args(tool, raw_args, self.ws, where=f"step '{step.id}'")
         cache = self.ex.cache if tool.cacheable else None
         key = cache_key(tool.name, backend, tool.version, args) if cache else None
+        stems = {n: step.id if len(tool.outputs) == 1 else f"{step.id}-{n}" for n in tool.outputs}
         if cache:
-            hit = cache.get(key, tool.output_annotations, self.ws.out_dir)
+            hit = cache.get(key, tool.output_annotations, self.ws.out_dir, stems)
             if hit is not None:
                 return _Outcome(hit, args, backend, 0, True, [])
         retries = step.retries if step.retries is not None else self.ex.retries
@@ -265,8 +277,7 @@ class _Run:
                 if attempt > retries or ctx.cancelled.is_set():
                     raise
                 time.sleep(self.ex.retry_backoff * 2 ** (attempt - 1))
-        outputs = {n: self.ws.finalize_value(v, step.id if len(outputs) == 1 else f"{step.id}-{n}")
-                   for n, v in outputs.items()}
+        outputs = {n: self.ws.finalize_value(v, stems[n]) for n, v in outputs.items()}
         if cache:
             cache.put(key, outputs)
         return _Outcome(outputs, args, backend, attempt, False, ctx.notes)
@@ -387,10 +398,12 @@ class _Run:
             "out_dir": str(self.ws.out_dir),
             "plan": self.plan.model_dump(mode="json", exclude_none=True),
             "inputs": to_jsonable(self.values),
-            "steps": [asdict(r) for r in self.records.values()],
+            "steps": [dict(vars(r)) for r in self.records.values()],  # shallow: asdict deep-copies
             "outputs": to_jsonable(outputs) if outputs is not None else None,
         }
-        atomic_write_text(self.run_json, json.dumps(doc, indent=2, default=str))
+        # Compact while running (indent=2 falls back to the slow pure-Python encoder); pretty at the end.
+        final = outputs is not None
+        atomic_write_text(self.run_json, json.dumps(doc, indent=2 if final else None, default=str))
 
 
 def _whole(tool: Tool, outs: dict[str, Any]) -> Any:
