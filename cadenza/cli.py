@@ -83,6 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
     w = wf.add_parser("schema", help="print the plan format's JSON Schema")
     w.set_defaults(func=cmd_workflow_schema)
 
+    for name, helptext in [("plan", "plan a request and print the validated plan (nothing runs)"),
+                           ("run", "plan a request, run it and answer")]:
+        a = sub.add_parser(name, help=helptext)
+        a.add_argument("request")
+        a.add_argument("--file", action="append", default=[], metavar="F", help="a file the request is about (repeat)")
+        if name == "plan":
+            a.add_argument("--mermaid", action="store_true", help="print the plan as a Mermaid flowchart")
+            a.set_defaults(func=cmd_plan)
+        else:
+            _run_options(a)
+            a.set_defaults(func=cmd_run)
+        _agent_options(a)
+    c = sub.add_parser("chat", help="talk to the agent; earlier outputs stay available")
+    c.add_argument("--file", action="append", default=[], metavar="F")
+    _run_options(c)
+    _agent_options(c)
+    c.set_defaults(func=cmd_chat)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(parser_class=_Parser, metavar="WHAT")
+    b = bench.add_parser("plan", help="score the planner on TaskBench-format cases")
+    b.add_argument("--cases", required=True, help="cases, TaskBench JSONL")
+    b.add_argument("--tools", required=True, help="tool catalog, TaskBench tools.json")
+    b.add_argument("--examples", help="pool of worked examples (same format as the cases)")
+    b.add_argument("--llm", default=None)
+    b.add_argument("--limit", type=int, default=None, help="score only the first N cases")
+    b.add_argument("--offset", type=int, default=0, help="skip the first N cases")
+    b.add_argument("--log", default=None, help="write one JSON line per case to this file")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench_plan)
+
     d = sub.add_parser("doctor", help="what can run here, and why not")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_doctor)
@@ -95,6 +125,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store step results")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per step")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: CUDA when present)")
+
+
+def _agent_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", default=None, help="local (default), local-small, openai:gpt-4o-mini, ollama:qwen2.5, ... "
+                                               "(or CADENZA_LLM, or llm= in ~/.config/cadenza/config.toml)")
+    p.add_argument("--examples", default=None, help="extra worked examples (JSONL) for the planner")
+    if not any(a.dest == "json" for a in p._actions):
+        p.add_argument("--json", action="store_true")
 
 
 def _version() -> str:
@@ -260,6 +298,110 @@ def _parse_value(raw: str, tag: str) -> Any:
         return yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
+
+
+# -- the agent -----------------------------------------------------------------------
+def _agent(args, **kw):
+    from .agent.agent import Agent
+
+    return Agent(llm=args.llm, examples=args.examples, **kw)
+
+
+def cmd_plan(args) -> int:
+    from .agent.mermaid import to_mermaid
+
+    agent = _agent(args)
+    plan = agent.plan(args.request, args.file)
+    if args.json:
+        print(json.dumps({"plan": plan.model_dump(mode="json", exclude_none=True)}))
+    elif args.mermaid:
+        print(to_mermaid(plan, agent.registry))
+    else:
+        print(plan.to_json())
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .progress import ProgressDisplay
+    from .runtime import get_runtime
+
+    if args.device:
+        get_runtime().device = args.device
+    with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
+        agent = _agent(args, out_dir=args.out, cache=not args.no_cache, on_event=progress.on_event)
+        result = agent.run(args.request, args.file)
+    return _print_agent_result(args, result)
+
+
+def _print_agent_result(args, result) -> int:
+    from .media import to_jsonable
+
+    if args.json:
+        doc = {"answer": result.answer, "outputs": to_jsonable(result.outputs),
+               "plan": result.plan.model_dump(mode="json", exclude_none=True) if result.plan else None,
+               "status": result.run.status if result.run else "no plan",
+               "run_json": str(result.run.run_json) if result.run else None}
+        print(json.dumps(doc, default=str))
+    else:
+        print(result.answer)
+    return result.exit_code
+
+
+def cmd_chat(args) -> int:
+    """Read requests line by line; '/file PATH' attaches a file, '/quit' ends."""
+    agent = _agent(args, out_dir=args.out, cache=not args.no_cache)
+    pending = list(args.file)
+    interactive = sys.stdin.isatty()
+    code = 0
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            break
+        if line.startswith("/file "):
+            pending.append(line[6:].strip())
+            continue
+        try:
+            result = agent.chat(line, pending)
+            pending = []
+            code = _print_agent_result(args, result)
+        except CadenzaError as e:
+            code = e.exit_code
+            print(f"error: {one_line(e)}", file=sys.stderr)
+    return code
+
+
+def cmd_bench_plan(args) -> int:
+    from .agent.llm import get_chat_model
+    from .agent.planner import ExamplePool, Planner
+    from .agent.taskbench import bench_plan, catalog_registry, read_cases
+
+    registry = catalog_registry(args.tools)
+    cases = read_cases(args.cases)[args.offset:]
+    if args.limit is not None:
+        cases = cases[:args.limit]
+    examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
+    planner = Planner(get_chat_model(args.llm), registry, examples)
+    log = open(args.log, "w") if args.log else None
+
+    def on_case(i, row):
+        if log:
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+        if not args.json:
+            print(f"{i + 1}/{len(cases)} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
+                  f"pred={row['pred']} gold={row['gold']}", file=sys.stderr)
+
+    scores = bench_plan(planner, cases, on_case)
+    scores["llm"] = args.llm or "local"
+    print(json.dumps(scores))
+    return 0
 
 
 # -- doctor ---------------------------------------------------------------------------

@@ -131,12 +131,14 @@ class Executor:
             self._runner.shutdown(wait=False)
             self._runner = None
 
-    def run(self, plan: Plan, inputs: dict[str, Any] | None, workspace: Workspace) -> RunResult:
-        """Validate, check the inputs (nothing runs if either fails), then execute."""
+    def run(self, plan: Plan, inputs: dict[str, Any] | None, workspace: Workspace,
+            record: dict[str, Any] | None = None) -> RunResult:
+        """Validate, check the inputs (nothing runs if either fails), then execute.
+        `record` is extra data for run.json (the agent's request and planning history)."""
         check_plan(plan, self.registry)
         values = resolve_inputs(plan, inputs or {}, workspace)
         self.check_literal_files(plan, workspace)
-        return _Run(self, plan, values, workspace).execute()
+        return _Run(self, plan, values, workspace, record or {}).execute()
 
     def check_literal_files(self, plan: Plan, ws: Workspace) -> None:
         """Files named literally in the plan must exist, be allowed and decode, before anything runs."""
@@ -170,8 +172,8 @@ def resolve_inputs(plan: Plan, given: dict[str, Any], ws: Workspace) -> dict[str
 class _Run:
     """The state of one execution; lives for one `Executor.run` call."""
 
-    def __init__(self, ex: Executor, plan: Plan, values: dict[str, Any], ws: Workspace):
-        self.ex, self.plan, self.values, self.ws = ex, plan, values, ws
+    def __init__(self, ex: Executor, plan: Plan, values: dict[str, Any], ws: Workspace, record: dict[str, Any]):
+        self.ex, self.plan, self.values, self.ws, self.record = ex, plan, values, ws, record
         self.steps = {s.id: s for s in plan.steps}
         self.tools = {s.id: ex.registry.get(s.tool) for s in plan.steps}
         ids = set(self.steps)
@@ -400,6 +402,7 @@ class _Run:
             "inputs": to_jsonable(self.values),
             "steps": [dict(vars(r)) for r in self.records.values()],  # shallow: asdict deep-copies
             "outputs": to_jsonable(outputs) if outputs is not None else None,
+            **self.record,
         }
         # Compact while running (indent=2 falls back to the slow pure-Python encoder); pretty at the end.
         final = outputs is not None

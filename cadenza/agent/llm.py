@@ -1,0 +1,156 @@
+"""The LLM layer: one spec string picks a LangChain chat model.
+
+    local              the embedded default: Qwen2.5-Coder-1.5B-Instruct (GGUF) on llama.cpp, offline
+    local-small        Qwen2.5-Coder-0.5B-Instruct, faster, weaker plans
+    openai:gpt-4o-mini any `init_chat_model` string ("provider:model"); provider packages are extras
+    ollama:qwen2.5
+
+A LangChain `BaseChatModel` object may be passed instead of a spec. The spec comes
+from, in order: the `--llm` flag / `llm=` argument, `CADENZA_LLM`, the config file
+(`CADENZA_CONFIG`, default `~/.config/cadenza/config.toml`, key `llm`), else `local`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import CadenzaError, InputError
+
+DEFAULT_SPEC = "local"
+
+# Provider -> (pip package, environment variable holding the key)
+PROVIDERS = {
+    "openai": ("langchain-openai", "OPENAI_API_KEY"),
+    "anthropic": ("langchain-anthropic", "ANTHROPIC_API_KEY"),
+    "google_genai": ("langchain-google-genai", "GOOGLE_API_KEY"),
+    "mistralai": ("langchain-mistralai", "MISTRAL_API_KEY"),
+    "groq": ("langchain-groq", "GROQ_API_KEY"),
+    "ollama": ("langchain-ollama", None),
+}
+
+
+class LLMError(CadenzaError):
+    """The LLM failed (timed out, returned garbage, refused)."""
+
+
+class LLMConfigError(InputError):
+    """The LLM cannot be set up as asked (missing key, missing package, unknown spec)."""
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("CADENZA_CONFIG") or Path.home() / ".config" / "cadenza" / "config.toml")
+
+
+def resolve_spec(spec: str | None = None) -> str:
+    if spec:
+        return spec
+    if os.environ.get("CADENZA_LLM"):
+        return os.environ["CADENZA_LLM"]
+    path = config_path()
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise LLMConfigError(f"config file {path}: {e}") from None
+        if data.get("llm"):
+            return str(data["llm"])
+    return DEFAULT_SPEC
+
+
+def get_chat_model(llm: Any = None):
+    """A LangChain chat model from a spec string, or the model object itself."""
+    if llm is not None and not isinstance(llm, str):
+        return llm
+    spec = resolve_spec(llm)
+    if spec in LOCAL_SPECS:
+        from .local_llm import LocalChatModel
+
+        return LocalChatModel.from_spec(spec)
+    provider, _, model = spec.partition(":")
+    if not model:
+        raise LLMConfigError(f"unknown LLM spec '{spec}' (use 'local', 'local-small' or 'provider:model', "
+                             f"e.g. 'openai:gpt-4o-mini')")
+    package, key_var = PROVIDERS.get(provider, (f"langchain-{provider}", None))
+    if key_var and not os.environ.get(key_var):
+        raise LLMConfigError(f"LLM '{spec}' needs an API key: set {key_var}")
+    try:
+        from langchain.chat_models import init_chat_model
+    except ImportError:
+        init_chat_model = None
+    if init_chat_model is None:
+        raise LLMConfigError(f"LLM '{spec}' needs the packages langchain and {package}: "
+                             f"pip install langchain {package}")
+    try:
+        return init_chat_model(model, model_provider=provider, temperature=0)
+    except ImportError:
+        raise LLMConfigError(f"LLM '{spec}' needs the package {package}: pip install {package}") from None
+    except ValueError as e:
+        raise LLMConfigError(f"LLM '{spec}': {str(e).splitlines()[0]}") from None
+
+
+LOCAL_SPECS = ("local", "local-small")
+
+
+def complete_json(model, messages: list, schema: dict, *, timeout: float | None = None) -> tuple[dict, str]:
+    """Ask for JSON matching `schema`, constrained wherever the backend can; returns (data, raw text).
+
+    llama.cpp gets the schema as a grammar; OpenAI and Ollama get structured output; any other chat
+    model (a scripted test model, say) is asked plainly and its answer parsed.
+    """
+    from .local_llm import LocalChatModel
+
+    try:
+        if isinstance(model, LocalChatModel):
+            msg = model.invoke(messages, response_format={"type": "json_object", "schema": schema})
+            raw = msg.content
+        elif _supports_structured_output(model):
+            out = model.with_structured_output(schema, method="json_schema", include_raw=True).invoke(messages)
+            if out.get("parsed") is not None:
+                return out["parsed"], json.dumps(out["parsed"])
+            raw = getattr(out.get("raw"), "content", "") or ""
+        else:
+            raw = model.invoke(messages).content
+    except (CadenzaError, AssertionError):  # ours, and a test model's failed expectations
+        raise
+    except TimeoutError as e:
+        raise LLMError(f"the LLM timed out: {e}") from None
+    except Exception as e:  # provider errors: auth, network, rate limits
+        raise LLMError(f"the LLM call failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+    try:
+        return parse_json_reply(raw), raw
+    except LLMError as e:
+        e.raw = raw  # the repair loop shows the model its own bad reply
+        raise
+
+
+def _supports_structured_output(model) -> bool:
+    name = type(model).__name__
+    return name.startswith(("ChatOpenAI", "AzureChatOpenAI", "ChatOllama", "ChatAnthropic", "ChatGoogle"))
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def parse_json_reply(raw: Any) -> dict:
+    """The first JSON object in a reply (code fences and chatter around it are ignored)."""
+    if isinstance(raw, list):  # content blocks
+        raw = "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in raw)
+    text = str(raw or "").strip()
+    m = _FENCE.search(text)
+    if m:
+        text = m.group(1).strip()
+    start = text.find("{")
+    if start < 0:
+        raise LLMError(f"the LLM did not return JSON (got: {text[:80]!r})")
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError as e:
+        raise LLMError(f"the LLM returned invalid JSON ({e.msg} at char {e.pos}; got: {text[start:start + 80]!r})") from None
+    if not isinstance(obj, dict):
+        raise LLMError("the LLM returned JSON that is not an object")
+    return obj

