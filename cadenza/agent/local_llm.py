@@ -45,9 +45,10 @@ MODELS = {
 
 
 def models_dir() -> Path:
-    base = os.environ.get("CADENZA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza")
-    return Path(base) / "models"
+    """Where assembled models live: CADENZA_MODELS_DIR, else ~/.cache/cadenza/models. Kept apart
+    from the step cache (CADENZA_CACHE_DIR), which is often per project or per test."""
+    return Path(os.environ.get("CADENZA_MODELS_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza", "models"))
 
 
 _assemble_lock = threading.Lock()
@@ -117,7 +118,8 @@ class LocalChatModel(BaseChatModel):
             return Llama(model_path=self.model_file, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
                          n_gpu_layers=-1 if device.startswith("cuda") else 0, seed=self.seed, verbose=False)
 
-        return get_runtime().use(f"llama.cpp:{Path(self.model_file).name}:{self.n_ctx}", load, memory_gb=1.5)
+        key = f"llama.cpp:{Path(self.model_file).name}:{self.n_ctx}"
+        return get_runtime().use(key, load, memory_gb=1.5)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None,
                   **kwargs: Any) -> ChatResult:

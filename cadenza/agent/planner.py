@@ -105,12 +105,22 @@ def taskbench_example(case: dict, registry: Registry | None) -> Example:
         names = list(tool.params) if tool else [f"arg{k + 1}" for k in range(len(node["arguments"]))]
         args = {}
         for k, a in enumerate(node["arguments"]):
-            if isinstance(a, str) and a.startswith("<node-") and sources:
-                a = "$" + sources.pop(0)
+            if isinstance(a, str) and a.startswith("<node-"):
+                a = "$" + (sources.pop(0) if sources else _node_ref(a, i, ids))
             if k < len(names):
                 args[names[k]] = a if isinstance(a, str) else json.dumps(a)
         steps.append({"id": ids[i], "tool": node["task"], "args": args})
     return Example(str(case.get("id")), case["instruction"], {"steps": steps})
+
+
+def _node_ref(token: str, i: int, ids: list[str]) -> str:
+    """`<node-k>` without a matching link: TaskBench counts from 0 or from 1, so take the
+    earlier step that k can name."""
+    try:
+        k = int(token[6:-1])
+    except ValueError:
+        return ids[i - 1] if i else ids[0]
+    return ids[k] if k < i else ids[max(0, min(k - 1, i - 1))]
 
 
 @dataclass
@@ -127,7 +137,8 @@ class PlanOutcome:
 
 class Planner:
     def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int = 3,
-                 retrieve_above: int = 20, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None):
+                 retrieve_above: int = 20, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None,
+                 example_style: str = "turns"):
         self.llm = llm
         self.registry = registry
         self.embedder = embedder or (examples.embedder if examples else default_embedder())
@@ -136,6 +147,7 @@ class Planner:
         self.retrieve_above = retrieve_above
         self.top_k = top_k
         self.max_repairs = max_repairs
+        self.example_style = example_style  # "turns" (chat turns) or "inline" (listed in the request)
         self.system = load_prompt("plan_system.md")
 
     # -- prompt pieces -------------------------------------------------------------
@@ -161,14 +173,21 @@ class Planner:
         retrieved = len(tools) < len(self.registry)
         system = self.system if retrieved else f"{self.system}\n\nTools:\n{catalog(tools)}"
         msgs: list = [SystemMessage(system)]
+        shown = []
         for e in examples:
             files_line = ", ".join(f"${n} ({k})" for n, k in e.files.items()) or "none"
-            msgs.append(HumanMessage(f"Files: {files_line}\nRequest: {e.request}"))
-            msgs.append(AIMessage(json.dumps(e.plan, separators=(",", ":"))))
+            plan_text = json.dumps(e.plan, separators=(",", ":"))
+            if self.example_style == "inline":
+                shown.append(f"Request: {e.request}\nPlan: {plan_text}")
+            else:
+                msgs.append(HumanMessage(f"Files: {files_line}\nRequest: {e.request}"))
+                msgs.append(AIMessage(plan_text))
         msgs.extend(history or [])
         tools_part = f"Tools:\n{catalog(tools)}\n" if retrieved else ""
-        msgs.append(HumanMessage(tools_part + render(load_prompt("plan_request.md"), files=files_line_for(files),
-                                                     request=request)))
+        examples_part = ("Examples of good plans for other requests:\n" + "\n\n".join(reversed(shown)) + "\n\n"
+                         if shown else "")
+        msgs.append(HumanMessage(tools_part + examples_part + render(load_prompt("plan_request.md"),
+                                                                     files=files_line_for(files), request=request)))
         msgs.extend(followup or [])
         return msgs, tools, examples
 
@@ -185,6 +204,7 @@ class Planner:
         outcome = PlanOutcome(None, tools_shown=[t.name for t in tools], examples=[e.id for e in examples])
         for attempt in range(1, self.max_repairs + 2):
             outcome.attempts = attempt
+            plan = None
             try:
                 data, raw = complete_json(self.llm, msgs, schema)
                 outcome.raw.append(raw)
@@ -205,8 +225,10 @@ class Planner:
             msgs = msgs + [AIMessage(raw or "{}"),
                            HumanMessage(render(load_prompt("plan_repair.md"), problems="\n".join(f"- {p}" for p in problems)))]
         outcome.seconds = time.monotonic() - start
-        raise PlanError([f"the LLM's plan still fails after {self.max_repairs} repairs: {outcome.problems[-1][0]}"]
+        err = PlanError([f"the LLM's plan still fails after {self.max_repairs} repairs: {outcome.problems[-1][0]}"]
                         + outcome.problems[-1][1:])
+        err.last_plan = plan  # what it last proposed: the benchmark scores it, nothing runs it
+        raise err
 
 
 def catalog(tools: list[Tool]) -> str:

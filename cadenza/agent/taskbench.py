@@ -81,38 +81,54 @@ def f1(tp: int, n_pred: int, n_gold: int) -> float:
     return 0.0 if p + r == 0 else 200 * p * r / (p + r)
 
 
-def bench_plan(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None) -> dict:
-    """Plan every case; return n_f1, e_f1 (percent), valid_rate, seconds_per_plan, n."""
+def plan_case(planner, case: dict) -> dict:
+    """Plan one case; the row a log keeps: predicted and gold tool sets and edges, validity, time."""
+    from .llm import LLMError
     from .planner import plan_edges
 
-    tp_n = pred_n = gold_n = tp_e = pred_e = gold_e = valid = 0
-    seconds = 0.0
-    for i, case in enumerate(cases):
-        gn, ge = gold_sets(case)
-        start = time.monotonic()
-        try:
-            out = planner.plan(case["instruction"], exclude={str(case.get("id"))})
-            plan = out.plan
-        except (PlanError, ToolError) as e:  # no valid plan: counts as empty, and not valid
-            plan, out = None, None
-            err = str(e)
-        else:
-            err = None
-        took = time.monotonic() - start
-        seconds += took
-        pn = {_norm(s.tool) for s in plan.steps} if plan else set()
-        pe = {(_norm(a), _norm(b)) for a, b in plan_edges(plan)} if plan else set()
-        valid += plan is not None
-        tp_n += len(pn & gn)
-        pred_n += len(pn)
-        gold_n += len(gn)
-        tp_e += len(pe & ge)
-        pred_e += len(pe)
-        gold_e += len(ge)
-        if on_case:
-            on_case(i, {"id": case.get("id"), "valid": plan is not None, "pred": sorted(pn), "gold": sorted(gn),
-                        "seconds": round(took, 2), "attempts": out.attempts if out else None, "error": err})
-    n = len(cases)
+    gn, ge = gold_sets(case)
+    start = time.monotonic()
+    plan, attempts, err, valid = None, None, None, False
+    try:
+        out = planner.plan(case["instruction"], exclude={str(case.get("id"))})
+        plan, attempts, valid = out.plan, out.attempts, out.plan is not None
+    except (PlanError, ToolError) as e:
+        # As TaskBench does, the prediction is scored even when it is not a valid plan (its tools and
+        # links still count); valid_rate says how often the plan would actually run.
+        err, plan = str(e), getattr(e, "last_plan", None)
+    except LLMError as e:  # no parsable reply at all: an empty prediction
+        err = str(e)
+    pn = sorted({_norm(s.tool) for s in plan.steps}) if plan else []
+    pe = sorted({(_norm(a), _norm(b)) for a, b in plan_edges(plan)}) if plan else []
+    return {"id": case.get("id"), "type": case.get("type"), "valid": valid, "pred": pn, "gold": sorted(gn),
+            "pred_edges": pe, "gold_edges": sorted(ge), "seconds": round(time.monotonic() - start, 2),
+            "attempts": attempts, "error": err}
+
+
+def score(rows: list[dict]) -> dict:
+    """n_f1, e_f1 (percent, micro over cases), valid_rate, seconds_per_plan, n."""
+    tp_n = pred_n = gold_n = tp_e = pred_e = gold_e = 0
+    for r in rows:
+        pn, gn = set(r["pred"]), set(r["gold"])
+        pe = {tuple(e) for e in r["pred_edges"]}
+        ge = {tuple(e) for e in r["gold_edges"]}
+        tp_n, pred_n, gold_n = tp_n + len(pn & gn), pred_n + len(pn), gold_n + len(gn)
+        tp_e, pred_e, gold_e = tp_e + len(pe & ge), pred_e + len(pe), gold_e + len(ge)
+    n = len(rows)
     return {"n_f1": round(f1(tp_n, pred_n, gold_n), 2), "e_f1": round(f1(tp_e, pred_e, gold_e), 2),
-            "valid_rate": round(valid / n, 4) if n else 0.0, "seconds_per_plan": round(seconds / n, 2) if n else 0.0,
-            "n": n}
+            "valid_rate": round(sum(r["valid"] for r in rows) / n, 4) if n else 0.0,
+            "seconds_per_plan": round(sum(r["seconds"] for r in rows) / n, 2) if n else 0.0, "n": n}
+
+
+def bench_plan(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None,
+               done: dict[str, dict] | None = None) -> dict:
+    """Plan every case (reusing rows in `done`, keyed by case id, from an earlier interrupted run)."""
+    rows = []
+    for i, case in enumerate(cases):
+        row = (done or {}).get(str(case.get("id")))
+        if row is None:
+            row = plan_case(planner, case)
+            if on_case:
+                on_case(i, row)
+        rows.append(row)
+    return score(rows)

@@ -1,0 +1,40 @@
+"""End to end with the embedded offline LLM (Qwen2.5-Coder-1.5B on llama.cpp): a plain request
+is planned, validated, run on real audio, and answered. No network, no key."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA = ROOT / "examples" / "media"
+
+
+def cadenza(*args, cwd):
+    env = {**os.environ, "CADENZA_LLM": "local"}
+    env.pop("CADENZA_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "cadenza.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=600)
+
+
+def test_embedded_llm_plans_runs_and_answers(tmp_path):
+    r = cadenza("run", "Mix the narration over the piano music and lower the music while the voice speaks",
+                "--file", MEDIA / "narration.wav", "--file", MEDIA / "piano.wav", "--out", tmp_path / "out", "--json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    tools = [s["tool"] for s in doc["plan"]["steps"]]
+    assert "mix_audio" in tools
+    mixed = [o for o in doc["outputs"].values() if isinstance(o, dict) and o.get("kind") == "audio"]
+    assert mixed and all(Path(o["path"]).exists() for o in mixed)
+    assert mixed[-1]["path"] in doc["answer"]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["status"] == "succeeded" and run["agent"]["llm"] == "local"
+
+
+def test_embedded_llm_plan_as_mermaid(tmp_path):
+    r = cadenza("plan", "Take the sound out of this video", "--file", MEDIA / "clip.mp4", "--mermaid", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("flowchart LR") and "extract_audio" in r.stdout
+    assert 'in_clip -->|"video: video"|' in r.stdout
