@@ -22,6 +22,7 @@ from .errors import MediaError
 AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma"}
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+SUBTITLE_EXTS = {".srt", ".vtt"}
 
 
 class Media(BaseModel):
@@ -51,7 +52,7 @@ class Media(BaseModel):
         if size == 0:
             raise MediaError(f"{cls.kind} file is empty: {p}")
         info: dict[str, Any] = {"size_bytes": size, "mime": mimetypes.guess_type(p.name)[0]}
-        if probe:
+        if probe and cls.kind in PROBED_KINDS:
             info.update(_probe(p, cls.kind))
         return cls(path=p, **info)
 
@@ -87,7 +88,14 @@ class Image(Media):
     kind: ClassVar[str] = "image"
 
 
-MEDIA_TYPES: dict[str, type[Media]] = {"audio": Audio, "video": Video, "image": Image}
+class Subtitles(Media):
+    """An SRT or WebVTT file."""
+
+    kind: ClassVar[str] = "subtitles"
+
+
+MEDIA_TYPES: dict[str, type[Media]] = {"audio": Audio, "video": Video, "image": Image, "subtitles": Subtitles}
+PROBED_KINDS = ("audio", "video", "image")
 
 
 def guess_kind(path: str | os.PathLike) -> str:
@@ -99,6 +107,8 @@ def guess_kind(path: str | os.PathLike) -> str:
         return "video"
     if ext in IMAGE_EXTS:
         return "image"
+    if ext in SUBTITLE_EXTS:
+        return "subtitles"
     return "file"
 
 

@@ -19,7 +19,7 @@ from ..tools.registry import Registry
 from ..tools.types import accepts, adapter, list_item, schema_annotation
 from .plan import Plan, Ref, is_bad_ref, iter_refs, parse_ref, step_dependencies, unescape
 
-KNOWN_INPUT_TYPES = {"audio", "video", "image", "text", "number", "integer", "boolean", "any", "object"}
+KNOWN_INPUT_TYPES = {"audio", "video", "image", "subtitles", "text", "number", "integer", "boolean", "any", "object"}
 
 
 def check_plan(plan: Plan, registry: Registry) -> Plan:

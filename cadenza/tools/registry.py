@@ -108,8 +108,9 @@ class Registry:
 
 def builtin_tools() -> list[Tool]:
     from .audio import AUDIO_TOOLS
+    from .speech import SPEECH_TOOLS
 
-    return list(AUDIO_TOOLS)
+    return list(AUDIO_TOOLS) + list(SPEECH_TOOLS)
 
 
 _default: Registry | None = None
