@@ -1,5 +1,12 @@
-"""Speech tools. So far: subtitles from timed segments (transcribe, speak and translate come next)."""
+"""Speech tools: transcribe (Whisper), speak (TTS), translate (LLM) and make_subtitles.
 
+Each model backend lives in its own module (asr_*.py, tts_*.py) and loads its model through
+the shared ModelRuntime, so models stay resident and respect the device and GPU budget.
+"""
+
+from .speak import speak
 from .subtitles import make_subtitles
+from .transcribe import transcribe
+from .translate import translate
 
-SPEECH_TOOLS = [make_subtitles]
+SPEECH_TOOLS = [transcribe, speak, translate, make_subtitles]

