@@ -20,7 +20,8 @@ from cadenza.errors import InputError, PlanError
 from cadenza.tools.registry import default_registry
 from tests.media_factory import speech_like, tone
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "taskbench-multimedia"
+# A slice of TaskBench multimedia (MIT): its 40-tool catalog and cases 1-6 and 401-406.
+BENCH = Path(__file__).resolve().parent / "data" / "taskbench"
 NO_EXAMPLES = ExamplePool([])
 
 
