@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = [
     "tone", "speech_like", "bursts", "silence", "noise", "write_audio", "make_video",
-    "corrupt_file", "empty_file", "to_int16",
+    "corrupt_file", "empty_file", "to_int16", "spoken", "espeak_speech",
 ]
 
 # container format, audio codec for the non-WAV audio formats write_audio understands
@@ -182,4 +182,26 @@ def empty_file(path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
+    return path
+
+
+def spoken(path, text: str, rate: int = 16000, speed: float = 1.0) -> Path:
+    """Clean synthetic speech of `text` by the embedded TTS (hibari-tts, 24 kHz), resampled to `rate`."""
+    from hibari import Hibari
+
+    audio = Hibari()(text, speed=speed, seed=0)
+    if rate != 24000:
+        n = int(round(len(audio) * rate / 24000))
+        audio = np.interp(np.arange(n) * (24000 / rate), np.arange(len(audio)), audio)
+    return write_audio(path, audio, rate)
+
+
+def espeak_speech(path, text: str, voice: str = "en-us", wpm: int = 150) -> Path:
+    """Robotic speech by the espeak-ng program (any of its languages), as a 22.05 kHz WAV."""
+    import subprocess
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(path), "--stdin"], input=text.encode(),
+                   check=True, capture_output=True, timeout=120)
     return path

@@ -88,17 +88,17 @@ BACKEND = Backend("faster-whisper", "Whisper on CTranslate2, int8 on CPU; tiny.e
 
 
 def choose_model(model: str | None, language: str | None, task: str) -> str:
-    """tiny.en for English (fast enough for the RTF target); base when another language,
-    language detection of non-English audio, or translation needs a multilingual model."""
+    """tiny.en for English (fast enough for the RTF target); base when another language or
+    translation needs a multilingual model. `language` is None only when nothing can detect it."""
     model = model or os.environ.get("CADENZA_FASTER_WHISPER_MODEL")
-    english = language is not None and language.lower().startswith("en")
+    english = language is None or language.startswith("en")
     if model:
-        if model.endswith(".en") and (task == "translate" or (language and not english)):
+        if model.endswith(".en") and (task == "translate" or not english):
             raise InputError(f"transcribe: Whisper '{model}' is English-only; it cannot "
                              f"{'translate' if task == 'translate' else f'transcribe language {language!r}'}")
         return model
-    if task == "transcribe" and (english or language is None) and tiny_en_path() is not None:
-        return "tiny.en"  # an unknown language is taken as English by the embedded default
+    if task == "transcribe" and english and tiny_en_path() is not None:
+        return "tiny.en"
     if base_installed():
         return "base"
     what = "translation" if task == "translate" else f"language {language!r}"
@@ -117,24 +117,43 @@ def _model_dir(name: str) -> str:
                      f"or a folder with a CTranslate2 Whisper model)")
 
 
-def transcribe(audio: np.ndarray, ctx: ToolContext, *, model: str | None, language: str | None,
-               task: str, word_timestamps: bool) -> tuple[str, list[Segment]]:
-    from faster_whisper import WhisperModel
-
-    name = choose_model(model, language, task)
-    path = _model_dir(name)
-
+def _loader(path: str):
     def load(device: str, dtype: str):
+        from faster_whisper import WhisperModel
+
         cuda = device.startswith("cuda")
         # int8 keeps CPU inference fast; on GPU float16 (or what CADENZA_DTYPE says)
         compute = ("float16" if dtype in ("float16", "auto") else dtype) if cuda else "int8"
         return WhisperModel(path, device="cuda" if cuda else "cpu", compute_type=compute,
                             cpu_threads=os.cpu_count() or 1)
 
+    return load
+
+
+def detect_language(audio: np.ndarray, ctx: ToolContext, model: str | None) -> str | None:
+    """The spoken language, by a multilingual model on the first 30 s; None when only tiny.en is here
+    (then the audio is taken as English)."""
+    name = model or os.environ.get("CADENZA_FASTER_WHISPER_MODEL") or ("base" if base_installed() else None)
+    if name is None or name.endswith(".en"):
+        return None
+    path = _model_dir(name)
+    with ctx.runtime.use(f"faster-whisper:{path}", _loader(path), memory_gb=1.0) as m:
+        if not m.model.is_multilingual:
+            return None
+        lang, _prob, _all = ctx.runtime.call(lambda: m.detect_language(audio), "language detection")
+    return lang
+
+
+def transcribe(audio: np.ndarray, ctx: ToolContext, *, model: str | None, language: str | None,
+               task: str, word_timestamps: bool) -> tuple[str, list[Segment]]:
     lang = language.split("-")[0].lower() if language else None
+    if lang is None:
+        lang = detect_language(audio, ctx, model)
+    name = choose_model(model, lang, task)
+    path = _model_dir(name)
     if name.endswith(".en"):
         lang = "en"
-    with ctx.runtime.use(f"faster-whisper:{path}", load, memory_gb=1.0) as m:
+    with ctx.runtime.use(f"faster-whisper:{path}", _loader(path), memory_gb=1.0) as m:
         def run():
             segs, info = m.transcribe(audio, language=lang, task=task, beam_size=5,
                                       word_timestamps=word_timestamps, condition_on_previous_text=False)

@@ -40,5 +40,7 @@ def transcribe(media: Audio | Video, ctx: ToolContext, language: str | None = No
     segments = [s for s in segments if s.text]
     if not segments:
         ctx.note(f"no speech recognised in {media.path.name}")
-    return Transcript(text=" ".join(s.text for s in segments), language="en" if task == "translate" else lang,
-                      segments=segments)
+    if task == "translate":  # the text is English now; say what was spoken
+        ctx.note(f"translated from spoken {lang} to English")
+        lang = "en"
+    return Transcript(text=" ".join(s.text for s in segments), language=lang, segments=segments)
