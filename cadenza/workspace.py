@@ -38,7 +38,7 @@ class Workspace:
         for value in values.values():
             for v in value if isinstance(value, list) else [value]:
                 v = v.path if isinstance(v, Media) else v
-                if isinstance(v, (str, os.PathLike)) and ws._absolute(v).exists():
+                if isinstance(v, (str, os.PathLike)) and _exists(ws._absolute(v)):
                     ws.allow(v)
         return ws
 
@@ -57,8 +57,8 @@ class Workspace:
     def resolve_input(self, value: str | os.PathLike, kind: str = "input") -> Path:
         """Real path of an input file, after checking it exists and lies under an allowed root."""
         p = self._absolute(value)
-        if not p.exists():
-            raise MediaError(f"{kind} file not found: {value}")
+        if not _exists(p):
+            raise MediaError(f"{kind} file not found: {str(value)[:200]}")
         real = p.resolve()
         if not self.is_allowed(real):
             what = "symlink escapes the allowed roots" if p.is_symlink() or real != p.absolute() else "outside the allowed roots"
@@ -100,3 +100,12 @@ class Workspace:
     def _absolute(self, value: str | os.PathLike) -> Path:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
+
+
+def _exists(p: Path) -> bool:
+    """Path.exists, but False for a value that cannot be a path at all (a long text argument
+    raises 'File name too long'; a NUL byte raises ValueError)."""
+    try:
+        return p.exists()
+    except (OSError, ValueError):
+        return False
