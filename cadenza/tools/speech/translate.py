@@ -93,7 +93,7 @@ def translate_lines(lines: list[str], target: str, source: str | None, ctx: Tool
     from ...agent.llm import LLMError, complete_json
 
     model = _llm()
-    out = list(lines)
+    out = [line if line.strip() else "" for line in lines]
     src = language_name(source) if source else "the source language"
     dst = language_name(target)
 
