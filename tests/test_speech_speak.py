@@ -117,7 +117,7 @@ def test_long_text_is_streamed_in_bounded_memory():
 def test_many_thousands_of_words_are_spoken_in_bounded_memory():
     call(speak, text="Warm up.")
     peak, audio = peak_memory(" ".join(f"This is sentence {i} of a very long book chapter." for i in range(600)))
-    assert peak < audio.path.stat().st_size / 10  # 6,000 words
+    assert peak < audio.path.stat().st_size / 5  # 6,000 words, 44 minutes of audio: ~15 MB peak, flat
 
 
 @pytest.fixture(scope="module")
