@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "are not planned again (resume a long run)")
     b.add_argument("--n-examples", type=int, default=3, help="worked examples shown per request")
     b.add_argument("--top-k", type=int, default=8, help="tools retrieved from a large catalog")
-    b.add_argument("--retrieve-above", type=int, default=20, help="retrieve tools when the catalog is larger")
+    b.add_argument("--retrieve-above", type=int, default=50, help="retrieve tools when the catalog is larger")
     b.add_argument("--example-style", choices=["turns", "inline"], default="turns")
     b.add_argument("--max-repairs", type=int, default=2)
     b.add_argument("--json", action="store_true")

@@ -212,7 +212,7 @@ def test_mermaid_shows_steps_tools_and_data_on_edges(files, tmp_path):
 
 def test_catalog_retrieval_shows_a_short_relevant_list():
     reg = catalog_registry(BENCH / "tools.json")
-    planner = Planner(ScriptedChatModel([]), reg, NO_EXAMPLES)
+    planner = Planner(ScriptedChatModel([]), reg, NO_EXAMPLES, retrieve_above=20)
     tools = planner.choose_tools("extract the audio track from my video and transcribe it", [])
     names = [t.name for t in tools]
     assert len(reg) == 40 and len(names) == planner.top_k

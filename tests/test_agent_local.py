@@ -38,3 +38,16 @@ def test_embedded_llm_plan_as_mermaid(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("flowchart LR") and "extract_audio" in r.stdout
     assert 'in_clip -->|"video: video"|' in r.stdout
+
+
+def test_prompt_lookup_drafts_leave_greedy_output_unchanged():
+    # Drafts verified in short batches must give exactly what plain greedy decoding gives.
+    from langchain_core.messages import HumanMessage
+
+    from cadenza.agent.local_llm import LocalChatModel
+
+    msgs = [HumanMessage("Copy this JSON exactly: {\"steps\": [{\"id\": \"s1\", \"tool\": \"trim_audio\", "
+                         "\"args\": {\"audio\": \"$narration\", \"start\": 1.5}}]}")]
+    plain = LocalChatModel.from_spec("local", prompt_lookup=False, max_tokens=48).invoke(msgs).content
+    drafted = LocalChatModel.from_spec("local", prompt_lookup=True, max_tokens=48).invoke(msgs).content
+    assert plain and drafted == plain

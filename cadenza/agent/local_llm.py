@@ -97,6 +97,9 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.0
     max_tokens: int = 512
     seed: int = 0
+    # Draft the next tokens by looking them up in the prompt (plans copy file names, quoted text
+    # and JSON structure from the request and examples); greedy output is unchanged, only faster.
+    prompt_lookup: bool = True
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
@@ -113,12 +116,16 @@ class LocalChatModel(BaseChatModel):
 
     def _llama(self):
         def load(device: str, dtype: str):
-            from llama_cpp import Llama
+            llama = prompt_lookup_llama_class()(
+                model_path=self.model_file, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
+                n_gpu_layers=-1 if device.startswith("cuda") else 0, seed=self.seed, verbose=False)
+            if self.prompt_lookup:
+                from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 
-            return Llama(model_path=self.model_file, n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count(),
-                         n_gpu_layers=-1 if device.startswith("cuda") else 0, seed=self.seed, verbose=False)
+                llama.draft_model = LlamaPromptLookupDecoding(max_ngram_size=3, num_pred_tokens=10)
+            return llama
 
-        key = f"llama.cpp:{Path(self.model_file).name}:{self.n_ctx}"
+        key = f"llama.cpp:{Path(self.model_file).name}:{self.n_ctx}:{'lookup' if self.prompt_lookup else 'plain'}"
         return get_runtime().use(key, load, memory_gb=1.5)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None,
@@ -134,6 +141,37 @@ class LocalChatModel(BaseChatModel):
         usage = out.get("usage", {})
         msg = AIMessage(content=text, response_metadata={"usage": usage, "finish_reason": out["choices"][0].get("finish_reason")})
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+_llama_class = None
+
+
+def prompt_lookup_llama_class():
+    """llama_cpp.Llama whose short batches (drafts being verified) get logits for every token.
+
+    llama-cpp-python turns on logits_all for the whole context when a draft model is set, which
+    computes and copies vocabulary-sized logits for every prompt token. Verifying a draft only
+    needs logits for its own few tokens, and sampling reads them from the context, so long prompt
+    batches keep just the last. (Written against llama-cpp-python 0.3.36's Llama.eval.)"""
+    global _llama_class
+    if _llama_class is None:
+        from llama_cpp import Llama
+
+        class PromptLookupLlama(Llama):
+            def eval(self, tokens):
+                self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)
+                every = self.draft_model is not None and len(tokens) <= 32
+                for i in range(0, len(tokens), self.n_batch):
+                    batch = tokens[i:i + self.n_batch]
+                    n_past = self.n_tokens
+                    self._batch.set_batch(batch=batch, n_past=n_past, logits_all=every)
+                    self._ctx.decode(self._batch)
+                    self.input_ids[n_past:n_past + len(batch)] = batch
+                    self.n_tokens += len(batch)
+                    self._requires_eval = False
+
+        _llama_class = PromptLookupLlama
+    return _llama_class
 
 
 def _role(m: BaseMessage) -> str:

@@ -1,8 +1,11 @@
 """The planner: a request (and the user's files) in, a validated Plan out.
 
 1. Pick the few worked examples most similar to the request (MiniLM, offline).
-2. With a large catalog, retrieve the relevant tools first (similar tools plus the
-   tools the chosen examples use), so a small model sees a short list.
+2. With a large catalog (over 50 tools), retrieve the relevant tools first (similar tools plus
+   the tools the chosen examples use), so a small model sees a short list. Up to 50 tools go
+   whole into the fixed system prompt: on TaskBench (40 tools) that beat retrieving 8
+   (n-F1 70.9 vs 61.3, e-F1 47.5 vs 35.6 on 37 cases; MiniLM's top 8 hold only 70 % of
+   the right tools), and llama.cpp evaluates the fixed prefix once.
 3. Ask the LLM for JSON constrained to the plan schema (tool names are an enum, each
    tool's arguments are its own), wherever the backend supports it.
 4. Validate with the core validator; on problems, give them back to the LLM (bounded).
@@ -137,7 +140,7 @@ class PlanOutcome:
 
 class Planner:
     def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int = 3,
-                 retrieve_above: int = 20, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None,
+                 retrieve_above: int = 50, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None,
                  example_style: str = "turns"):
         self.llm = llm
         self.registry = registry
