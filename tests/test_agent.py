@@ -260,3 +260,19 @@ def test_cli_bad_input_exit_codes(files, tmp_path):
     assert r.returncode == 2 and "error: file not found: nowhere.wav" in r.stderr
     r = cli("run", "mix these", "--file", files[0], "--llm", "openai:gpt-4o-mini", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "needs an API key: set OPENAI_API_KEY" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_builtin_examples_are_valid_plans_for_the_builtin_tools():
+    # A worked example that does not type-check would teach the LLM a wrong plan.
+    from cadenza.agent.planner import to_plan
+    from cadenza.agent.validate import validate_plan
+    from cadenza.media import Audio, Video
+
+    reg = default_registry()
+    kinds = {"audio": lambda: Audio(path=Path("x.wav")), "video": lambda: Video(path=Path("x.mp4"))}
+    pool = ExamplePool.builtin()
+    for e in pool.examples:
+        files = {n: kinds[k]() for n, k in e.files.items()}
+        assert validate_plan(to_plan(e.plan, files), reg) == [], e.id
+    used = {t for e in pool.examples for t in e.tools()}
+    assert {"transcribe", "translate", "speak", "make_subtitles", "mix_audio"} <= used
