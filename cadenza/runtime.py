@@ -18,6 +18,7 @@ Usage inside a tool:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import gc
@@ -203,4 +204,17 @@ def get_runtime() -> ModelRuntime:
     global _default
     if _default is None:
         _default = ModelRuntime()
+        atexit.register(_close_models_at_exit)
     return _default
+
+
+def _close_models_at_exit() -> None:
+    """Native models (llama.cpp) free themselves in __del__, which fails once the interpreter has
+    torn down their modules; close them while everything is still there."""
+    for entry in (_default.loaded() if _default is not None else []):
+        close = getattr(entry.model, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # exiting anyway: never turn a clean exit into a traceback
+                pass
