@@ -31,33 +31,50 @@ FORMATS = {
 }
 
 
-def load_segment(audio: Media | str | Path) -> AudioSegment:
-    """Decode any audio (or the audio track of a video) to a 16-bit pydub segment."""
+# numpy dtype of each packed PyAV sample format decode_pcm produces
+_PCM_DTYPES = {"s16": np.int16, "flt": np.float32}
+
+
+def decode_pcm(path: Path, *, fmt: str, layout: str | None = None, rate: int | None = None,
+               name: str | None = None, no_audio_hint: str = "") -> tuple[np.ndarray, int, int]:
+    """Decode the first audio stream of `path` to interleaved PCM: (samples, rate, channels).
+
+    `fmt` is "s16" or "flt"; `layout` ("mono"/"stereo") and `rate` default to the source's
+    own (more than two channels are mixed to stereo). Any decode failure becomes one
+    MediaError line naming the file as `name` (default: the full path).
+    """
     import av
 
-    path = Path(audio.path if isinstance(audio, Media) else audio)
+    name = str(path) if name is None else name
+    chunks: list[np.ndarray] = []
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
-                raise MediaError(f"no audio track in {path}")
+                raise MediaError(f"no audio track in {name}{no_audio_hint}")
             stream = container.streams.audio[0]
-            channels = min(stream.codec_context.channels or 1, 2)
-            rate = stream.codec_context.sample_rate
-            resampler = av.AudioResampler(format="s16", layout="stereo" if channels == 2 else "mono", rate=rate)
-            chunks = []
+            if layout is None:
+                layout = "stereo" if min(stream.codec_context.channels or 1, 2) == 2 else "mono"
+            rate = rate or stream.codec_context.sample_rate
+            resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().tobytes())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().tobytes())
+                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))  # flush
     except MediaError:
         raise
+    # ValueError covers UnicodeDecodeError from PyAV reading a garbled header
     except (av.error.FFmpegError, ValueError) as e:
-        raise MediaError(f"cannot decode audio {path}: {av_reason(e)}") from e
-    data = b"".join(chunks)
-    if not data:
+        raise MediaError(f"cannot decode audio {name}: {av_reason(e)}") from e
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, _PCM_DTYPES[fmt])
+    return samples, rate, 2 if layout == "stereo" else 1
+
+
+def load_segment(audio: Media | str | Path) -> AudioSegment:
+    """Decode any audio (or the audio track of a video) to a 16-bit pydub segment."""
+    path = Path(audio.path if isinstance(audio, Media) else audio)
+    samples, rate, channels = decode_pcm(path, fmt="s16")
+    if not samples.size:
         raise MediaError(f"audio file has no samples: {path}")
-    return AudioSegment(data=data, sample_width=2, frame_rate=rate, channels=channels)
+    return AudioSegment(data=samples.tobytes(), sample_width=2, frame_rate=rate, channels=channels)
 
 
 def save_segment(seg: AudioSegment, path: Path) -> Path:

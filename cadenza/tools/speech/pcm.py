@@ -8,33 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import MediaError
 from ...media import Media
-from ..audio.io import av_reason
+from ..audio.io import decode_pcm
 
 ASR_RATE = 16000  # every Whisper variant takes 16 kHz mono
 
 
 def load_mono(media: Media | str | Path, rate: int = ASR_RATE) -> np.ndarray:
     """Decode to float32 mono at `rate`. Raises MediaError for a corrupt file or no audio track."""
-    import av
-
     path = Path(media.path if isinstance(media, Media) else media)
-    chunks: list[np.ndarray] = []
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise MediaError(f"no audio track in {path.name}: nothing to transcribe")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            for frame in container.decode(stream):
-                chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
-            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
-    except MediaError:
-        raise
-    except (av.error.FFmpegError, ValueError, UnicodeDecodeError) as e:
-        raise MediaError(f"cannot decode audio {path.name}: {av_reason(e)}") from e
-    return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    samples, _, _ = decode_pcm(path, fmt="flt", layout="mono", rate=rate, name=path.name,
+                               no_audio_hint=": nothing to transcribe")
+    return samples  # may be empty: not an error here, transcribe reports it as silence
 
 
 def is_silent(x: np.ndarray, rate: int = ASR_RATE, floor_db: float = -60.0) -> bool:
