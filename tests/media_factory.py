@@ -1,4 +1,5 @@
-"""Small synthetic media files for tests: tones, speech-like bursts, silence, videos, broken files.
+"""Small synthetic media files for tests: tones, speech-like bursts, silence, videos, broken files;
+and measurements of what a tool wrote (decode, rms, dominant_freq ...).
 
 Everything is generated in a few milliseconds with numpy; WAV files are written with the
 standard library's `wave`, other containers (mp3, flac, m4a, mp4 ...) with PyAV, which bundles
@@ -16,6 +17,7 @@ import numpy as np
 __all__ = [
     "tone", "speech_like", "bursts", "silence", "noise", "write_audio", "make_video",
     "corrupt_file", "empty_file", "to_int16", "spoken", "espeak_speech",
+    "decode", "rms", "db", "amplitude_at", "dominant_freq", "loudness", "assert_one_line_naming",
 ]
 
 # container format, audio codec for the non-WAV audio formats write_audio understands
@@ -205,3 +207,58 @@ def espeak_speech(path, text: str, voice: str = "en-us", wpm: int = 150) -> Path
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(path), "--stdin"], input=text.encode(),
                    check=True, capture_output=True, timeout=120)
     return path
+
+
+# -- measuring a tool's output ---------------------------------------------------
+
+def decode(media) -> tuple[np.ndarray, int]:
+    """Float samples in [-1, 1), shape [n, channels], and the sample rate."""
+    from cadenza.tools.audio.io import load_segment, samples_of
+
+    seg = load_segment(media)
+    return samples_of(seg).astype(np.float64) / 32768, seg.frame_rate
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x))))
+
+
+def db(ratio: float) -> float:
+    return 20 * np.log10(ratio)
+
+
+def amplitude_at(x: np.ndarray, rate: int, freq: float, t0: float = 0.0, t1: float | None = None) -> float:
+    """Amplitude of the `freq` sinusoid in x[t0:t1] (mono mix), Hann-windowed projection."""
+    mono = x.mean(axis=1) if x.ndim == 2 else x
+    a, b = int(t0 * rate), len(mono) if t1 is None else int(t1 * rate)
+    seg = mono[a:b]
+    w = np.hanning(len(seg))
+    t = np.arange(len(seg)) / rate
+    return float(2 * np.abs(np.sum(seg * w * np.exp(-2j * np.pi * freq * t))) / np.sum(w))
+
+
+def dominant_freq(x: np.ndarray, rate: int) -> float:
+    mono = x.mean(axis=1) if x.ndim == 2 else x
+    n = 1 << int(np.ceil(np.log2(len(mono) * 4)))
+    spec = np.abs(np.fft.rfft(mono * np.hanning(len(mono)), n))
+    k = int(np.argmax(spec[1:])) + 1
+    if 1 <= k < len(spec) - 1:  # parabolic interpolation between bins
+        l, c, r = np.log(spec[k - 1:k + 2] + 1e-12)
+        k = k + 0.5 * (l - r) / (l - 2 * c + r)
+    return k * rate / n
+
+
+def loudness(x: np.ndarray, rate: int) -> float:
+    import warnings
+
+    import pyloudnorm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pyloudnorm.Meter(rate).integrated_loudness(x)
+
+
+def assert_one_line_naming(err: BaseException, name: str) -> None:
+    msg = str(err)
+    assert "\n" not in msg.strip(), msg
+    assert name in msg, f"message does not name {name}: {msg}"
