@@ -199,14 +199,12 @@ def spoken(path, text: str, rate: int = 16000, speed: float = 1.0) -> Path:
 
 
 def espeak_speech(path, text: str, voice: str = "en-us", wpm: int = 150) -> Path:
-    """Robotic speech by the espeak-ng program (any of its languages), as a 22.05 kHz WAV."""
-    import subprocess
+    """Robotic speech by cadenza's espeak-ng backend (any of its languages; the library bundled by
+    espeakng-loader, or the espeak-ng program), as a 22.05 kHz WAV."""
+    from cadenza.tools.speech import tts_espeak
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(path), "--stdin"], input=text.encode(),
-                   check=True, capture_output=True, timeout=120)
-    return path
+    audio, rate = tts_espeak.synthesize(text, voice, speed=wpm / 160)
+    return write_audio(path, audio, rate)
 
 
 # -- measuring a tool's output ---------------------------------------------------

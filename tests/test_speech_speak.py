@@ -50,6 +50,23 @@ def test_language_the_voice_lacks_falls_back_to_espeak_with_a_note():
     assert notes == ["voice 'heart' (hibari) speaks no German: spoke it with espeak-ng instead"]
 
 
+def test_espeak_speaks_german_from_the_bundled_library_without_the_program(monkeypatch, tmp_path):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng program to be found
+    for cached in (tts_espeak._voice_list, tts_espeak._voice_table, tts_espeak._other_languages):
+        cached.cache_clear()  # the voice table too is read from the bundled data
+    assert tts_espeak.available()
+    assert len(tts_espeak.voices()) > 80 and tts_espeak.espeak_voice("German") == "de"
+    assert tts_espeak.espeak_voice("fr") == "fr-fr"  # a voice's other language: French is 'fr-fr' in espeak
+    out, notes = call(speak, "espeak-ng", text="Guten Abend. Wie geht es dir heute?", language="de")
+    x, rate = samples(out["result"].path)
+    assert rate == 22050 and notes == []
+    assert 1.0 < len(x) / rate < 6.0  # six words, about two seconds
+    assert np.sqrt(np.mean(x ** 2)) > 0.02
+
+
 def test_language_the_voice_lacks_is_a_one_line_error_without_fallback(monkeypatch):
     with pytest.raises(InputError, match=r"voice 'heart' \(hibari\) has no German \(de\)"):
         call(speak, text="Guten Abend.", language="de", fallback=False)
