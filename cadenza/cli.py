@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--top-k", type=int, default=8, help="tools retrieved from a large catalog")
     b.add_argument("--retrieve-above", type=int, default=50, help="retrieve tools when the catalog is larger")
     b.add_argument("--example-style", choices=["turns", "inline"], default="turns")
+    b.add_argument("--no-stepwise", dest="stepwise", action="store_false",
+                   help="embedded LLM: one JSON-schema grammar for the whole plan instead of step by step")
     b.add_argument("--max-repairs", type=int, default=2)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench_plan)
@@ -394,7 +396,7 @@ def cmd_bench_plan(args) -> int:
         cases = cases[:args.limit]
     examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
     planner = Planner(get_chat_model(args.llm), registry, examples, n_examples=args.n_examples, top_k=args.top_k,
-                      retrieve_above=args.retrieve_above, example_style=args.example_style,
+                      retrieve_above=args.retrieve_above, example_style=args.example_style, stepwise=args.stepwise,
                       max_repairs=args.max_repairs)
     done = {}
     if args.log and Path(args.log).exists():

@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,16 @@ class LocalChatModel(BaseChatModel):
         key = f"llama.cpp:{Path(self.model_file).name}:{self.n_ctx}:{'lookup' if self.prompt_lookup else 'plain'}"
         return get_runtime().use(key, load, memory_gb=1.5)
 
+    @contextmanager
+    def raw_session(self, messages: list[BaseMessage]):
+        """The loaded llama.cpp model and `messages` rendered as its prompt text (the model's own
+        chat template), for a caller that steers decoding itself (see stepwise.py)."""
+        with self._lock, self._llama() as llama:
+            yield llama, chat_prompt(llama, _chat(messages))
+
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None,
                   **kwargs: Any) -> ChatResult:
-        chat = [{"role": _role(m), "content": m.content if isinstance(m.content, str) else str(m.content)}
-                for m in messages]
+        chat = _chat(messages)
         with self._lock, self._llama() as llama:  # one llama context: one call at a time
             out = llama.create_chat_completion(
                 messages=chat, temperature=kwargs.get("temperature", self.temperature),
@@ -172,6 +179,25 @@ def prompt_lookup_llama_class():
 
         _llama_class = PromptLookupLlama
     return _llama_class
+
+
+def chat_prompt(llama, chat: list[dict]) -> str:
+    """`chat` as prompt text by the GGUF's chat template, ending where the assistant's reply begins."""
+    formatter = getattr(llama, "_cadenza_formatter", None)
+    if formatter is None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        model = llama._model
+        formatter = Jinja2ChatFormatter(template=llama.metadata["tokenizer.chat_template"],
+                                        eos_token=model.token_get_text(model.token_eos()),
+                                        bos_token=model.token_get_text(model.token_bos()))
+        llama._cadenza_formatter = formatter
+    return formatter(messages=chat).prompt
+
+
+def _chat(messages: list[BaseMessage]) -> list[dict]:
+    return [{"role": _role(m), "content": m.content if isinstance(m.content, str) else str(m.content)}
+            for m in messages]
 
 
 def _role(m: BaseMessage) -> str:

@@ -7,7 +7,8 @@
    8 on e-F1 (30.8 vs 25.6) and valid plans (90 vs 86 %) at equal n-F1, and llama.cpp
    evaluates the fixed prefix once (MiniLM's top 8 hold only 70 % of the right tools).
 3. Ask the LLM for JSON constrained to the plan schema (tool names are an enum, each
-   tool's arguments are its own), wherever the backend supports it.
+   tool's arguments are its own), wherever the backend supports it. The embedded model writes
+   step by step under a grammar that also type-checks references (stepwise.py).
 4. Validate with the core validator; on problems, give them back to the LLM (bounded).
 """
 
@@ -141,7 +142,7 @@ class PlanOutcome:
 class Planner:
     def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int = 3,
                  retrieve_above: int = 50, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None,
-                 example_style: str = "turns"):
+                 example_style: str = "turns", stepwise: bool = True):
         self.llm = llm
         self.registry = registry
         self.embedder = embedder or (examples.embedder if examples else default_embedder())
@@ -151,6 +152,7 @@ class Planner:
         self.top_k = top_k
         self.max_repairs = max_repairs
         self.example_style = example_style  # "turns" (chat turns) or "inline" (listed in the request)
+        self.stepwise = stepwise  # the embedded LLM writes step by step, references type-checked (stepwise.py)
         self.system = load_prompt("plan_system.md")
 
     # -- prompt pieces -------------------------------------------------------------
@@ -209,7 +211,7 @@ class Planner:
             outcome.attempts = attempt
             plan = None
             try:
-                data, raw = complete_json(self.llm, msgs, schema)
+                data, raw = self.ask(msgs, tools, files, schema)
                 outcome.raw.append(raw)
                 plan = to_plan(data, files)
                 problems = validate_plan(plan, self.registry)
@@ -232,6 +234,15 @@ class Planner:
                         + outcome.problems[-1][1:])
         err.last_plan = plan  # what it last proposed: the benchmark scores it, nothing runs it
         raise err
+
+    def ask(self, msgs: list, tools: list[Tool], files: dict[str, Media], schema: dict) -> tuple[dict, str]:
+        from .local_llm import LocalChatModel
+
+        if self.stepwise and isinstance(self.llm, LocalChatModel):
+            from .stepwise import inputs_for_grammar, plan_stepwise
+
+            return plan_stepwise(self.llm, msgs, tools, inputs_for_grammar(files))
+        return complete_json(self.llm, msgs, schema)
 
 
 def catalog(tools: list[Tool]) -> str:

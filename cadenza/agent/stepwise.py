@@ -1,0 +1,161 @@
+"""Step-by-step constrained decoding for the embedded LLM: references are type-checked as they are written.
+
+One JSON-schema grammar for a whole plan cannot know which earlier step gives an image, so a
+small model happily feeds an image step into a video argument, and the repair loop that follows
+costs more than the plan. Here the embedded model writes the plan one step at a time; before
+each step the grammar is rebuilt from the steps so far, so an argument may reference only an
+earlier step or a user file whose type it accepts (a literal is still allowed, but it cannot
+start with `$`). Plans come out valid by construction: no unknown or forward references, no
+self-references, no type mismatches, every required argument present.
+
+llama.cpp keeps the evaluated prompt between calls, so each step evaluates only its new tokens.
+The grammar is GBNF written here (compact JSON), not JSON Schema, because a literal string that
+may not start with `$` has no JSON-Schema spelling llama.cpp's converter gets right.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..tools.base import Tool
+from ..tools.types import accepts, is_media_tag, list_item
+from .llm import LLMError
+
+MAX_STEPS = 12
+
+# JSON pieces, compact (the worked examples are compact, so a greedy model writes compact JSON anyway).
+_BASE = r'''
+char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])
+string ::= "\"" char* "\""
+literal ::= "\"" ([^"$\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])) char* "\""
+number ::= "-"? ("0" | [1-9] [0-9]{0,15}) ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?
+boolean ::= "true" | "false"
+value ::= string | number | boolean | "null" | array | object
+array ::= "[" (value ("," value)*)? "]"
+object ::= "{" (string ":" value ("," string ":" value)*)? "}"
+'''
+
+
+def gbnf_literal(text: str) -> str:
+    """`text` as a GBNF string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def ref_options(known: dict[str, Tool | str]) -> list[tuple[str, str]]:
+    """(`$reference`, type tag) for every user file and earlier step; a step with several outputs
+    offers the whole and each field."""
+    out = []
+    for name, src in known.items():
+        if isinstance(src, str):  # a user file: its type tag
+            out.append((f"${name}", src))
+            continue
+        if len(src.outputs) == 1:
+            out.append((f"${name}", next(iter(src.outputs.values()))))
+        else:
+            out.append((f"${name}", src.whole_output_tag))
+            out.extend((f"${name}.{field}", tag) for field, tag in src.outputs.items())
+    return out
+
+
+class StepGrammar:
+    """The GBNF for step number `k`, cut where the tokenizer cuts: each call starts after `{"id` and
+    ends with `,{"id` (more to come) or `]}` (done), so no prompt ends inside a token the model
+    would have written whole. The first call also writes the opening, or an empty plan with its reason."""
+
+    def __init__(self, k: int, tools: list[Tool], known: dict[str, Tool | str], last: bool = False):
+        self.refs = ref_options(known)
+        self.rules: dict[str, str] = {}
+        variants = [self._tool_rule(i, t) for i, t in enumerate(tools)]
+        step = f'"\\":\\"s{k}\\",\\"tool\\":" ({" | ".join(variants)}) "}}"'
+        end = '"]}"' if last else '(",{\\"id" | "]}")'
+        root = f"{step} {end}"
+        if k == 1:  # the opening; or no tool can serve the request, and why
+            root = f'"{{\\"steps\\":[{{\\"id" {root} | "{{\\"steps\\":[],\\"reason\\":" string "}}"'
+        self.rules["root"] = root
+
+    def text(self) -> str:
+        return "\n".join(f"{n} ::= {r}" for n, r in self.rules.items()) + _BASE
+
+    def _tool_rule(self, i: int, tool: Tool) -> str:
+        name = f"tool{i}"
+        args = [(f'{gbnf_literal(json.dumps(p.name) + ":")} {self._value_rule(p.tag)}', p.required)
+                for p in tool.params.values()]
+        required = [a for a, req in args if req]
+        optional = [a for a, req in args if not req]
+        body = ' "," '.join(required)
+        if optional:
+            chain = self._optional_chain(name, optional)
+            body = f'{body} ("," {chain})?' if body else f"({chain})?"
+        self.rules[name] = f'{gbnf_literal(json.dumps(tool.name) + ",")} "\\"args\\":{{" {body} "}}"'
+        return name
+
+    def _optional_chain(self, prefix: str, opts: list[str]) -> str:
+        """Any in-order subset of the optional arguments, comma-separated (as llama.cpp's own
+        JSON-schema converter does it)."""
+        alts = []
+        for j, opt in enumerate(opts):
+            rest = opts[j + 1:]
+            alts.append(f'{opt} ("," {self._optional_chain(f"{prefix}o{j}", rest)})?' if rest else opt)
+        name = f"{prefix}-opt"
+        self.rules[name] = " | ".join(alts)
+        return name
+
+    def _value_rule(self, tag: str) -> str:
+        """Rule for an argument of type `tag`: a reference whose type it accepts, or a literal."""
+        name = "v-" + "".join(c if c.isalnum() else "-" for c in tag)
+        if name in self.rules:
+            return name
+        item = list_item(tag)
+        refs = [r for r, t in self.refs if accepts(tag, t) or (item is not None and accepts(item, t))]
+        alts = [gbnf_literal(json.dumps(r)) for r in refs]
+        self.rules[name] = ""  # reserve the name (a list's item rule may recurse into it)
+        if item is not None:
+            alts.append(f'"[" ({self._value_rule(item)} ("," {self._value_rule(item)})*)? "]"')
+        elif is_media_tag(tag) or tag == "text":
+            alts.append("literal")
+        elif tag in ("number", "integer"):
+            alts.append("number")
+        elif tag == "boolean":
+            alts.append("boolean")
+        else:
+            alts.append("literal | number | boolean | array | object")
+        self.rules[name] = " | ".join(alts)
+        return name
+
+
+def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, str],
+                  max_steps: int = MAX_STEPS) -> tuple[dict, str]:
+    """The plan as {"steps": [...]} (or {"steps": [], "reason": ...}) and its raw text, written by
+    the embedded LLM one step at a time under a grammar that knows the steps so far."""
+    from llama_cpp import LlamaGrammar
+
+    by_name = {t.name: t for t in tools}
+    known: dict[str, Tool | str] = dict(inputs)
+    text = ""
+    with model.raw_session(messages) as (llama, prompt):
+        for k in range(1, max_steps + 1):
+            grammar = StepGrammar(k, tools, known, last=k == max_steps)
+            out = llama.create_completion(prompt + text, grammar=LlamaGrammar.from_string(grammar.text(), verbose=False),
+                                          max_tokens=model.max_tokens, temperature=0.0, seed=model.seed)
+            piece = out["choices"][0]["text"]
+            text += piece
+            tool = _TOOL.search(piece)
+            if not piece.endswith(',{"id') or tool is None:
+                break  # done, an empty plan, or cut off by max_tokens (reported below)
+            known[f"s{k}"] = by_name[json.loads(tool.group(1))]
+    try:
+        return json.loads(text), text
+    except json.JSONDecodeError:
+        err = LLMError(f"the LLM's plan was cut off after {len(text)} characters (got: ...{text[-60:]!r})")
+        err.raw = text
+        raise err from None
+
+
+_TOOL = re.compile(r'"tool":("(?:[^"\\]|\\.)*")')
+
+
+def inputs_for_grammar(files: dict[str, Any]) -> dict[str, str]:
+    """User files as reference targets: name -> type tag (their media kind)."""
+    return {name: getattr(m, "kind", "any") for name, m in files.items()}

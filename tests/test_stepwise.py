@@ -1,0 +1,66 @@
+"""Step-by-step constrained decoding (cadenza/agent/stepwise.py): the grammar for each step offers
+only references whose type the argument accepts, and the embedded LLM's plans come out valid."""
+
+from pathlib import Path
+
+import pytest
+
+from cadenza.agent.stepwise import StepGrammar, ref_options
+from cadenza.agent.taskbench import catalog_registry
+from cadenza.media import Video
+from cadenza.tools.registry import default_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+llama_cpp = pytest.importorskip("llama_cpp")
+
+
+def rule(grammar: StepGrammar, name: str) -> str:
+    return grammar.rules[name]
+
+
+def test_references_are_offered_only_where_their_type_fits():
+    reg = default_registry()
+    known = {"clip": "video", "music": "audio", "s1": reg.get("transcribe"), "s2": reg.get("extract_audio")}
+    g = StepGrammar(3, list(reg), known)
+    # transcribe gives a Transcript: its text fields feed text, the whole does not
+    assert '"\\"$s1.text\\""' in rule(g, "v-text") and '"\\"$s1\\""' not in rule(g, "v-text")
+    assert '"\\"$s1.segments\\""' in rule(g, "v-list-Segment-")
+    audio = rule(g, "v-audio")
+    assert '"\\"$s2\\""' in audio and '"\\"$music\\""' in audio and "$clip" not in audio and "$s1" not in audio
+    assert '"\\"$clip\\""' in rule(g, "v-video") and "$music" not in rule(g, "v-video")
+    assert '"\\"$clip\\""' in rule(g, "v-audio-video") and '"\\"$music\\""' in rule(g, "v-audio-video")
+    # a literal may not start with $, so no reference can be written outside the offered ones
+    assert "literal" in audio and '[^"$' in g.text()
+
+
+def test_first_step_may_be_an_empty_plan_with_a_reason_and_the_last_closes_the_plan():
+    tools = list(default_registry())
+    assert '"{\\"steps\\":[],\\"reason\\":" string' in rule(StepGrammar(1, tools, {}), "root")
+    assert "reason" not in rule(StepGrammar(2, tools, {}), "root")
+    assert rule(StepGrammar(12, tools, {}, last=True), "root").endswith('"]}"')
+
+
+@pytest.mark.parametrize("registry", ["builtin", "taskbench"])
+def test_grammar_compiles_for_every_position(registry):
+    reg = default_registry() if registry == "builtin" else catalog_registry(ROOT / "tests/data/taskbench/tools.json")
+    tools = list(reg)
+    known: dict = {"clip": "video"}
+    for k in range(1, 13):
+        llama_cpp.LlamaGrammar.from_string(StepGrammar(k, tools, known, last=k == 12).text(), verbose=False)
+        known[f"s{k}"] = tools[k % len(tools)]
+    assert len(ref_options(known)) >= 13
+
+
+def test_embedded_llm_writes_a_valid_plan_first_time():
+    from cadenza.agent.llm import get_chat_model
+    from cadenza.agent.planner import Planner
+    from cadenza.agent.validate import validate_plan
+    reg = default_registry()
+    files = {"interview": Video.from_path(ROOT / "examples/media/clip.mp4")}
+    outcome = Planner(get_chat_model("local"), reg).plan(
+        "Transcribe this interview, translate it into French and make French subtitles.", files)
+    assert outcome.attempts == 1 and outcome.plan is not None
+    assert validate_plan(outcome.plan, reg) == []
+    tools = [s.tool for s in outcome.plan.steps]
+    assert tools[0] == "transcribe" and "make_subtitles" in tools
