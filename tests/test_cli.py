@@ -251,6 +251,9 @@ def test_doctor_reports_tools_and_runtime(tmp_path):
     assert "PyAV" in rep["ffmpeg"]
     mix = next(t for t in rep["tools"] if t["name"] == "mix_audio")
     assert mix["backends"][0]["usable"] is True
+    speech = {e["backend"] for e in rep["speech"]}
+    assert {"faster-whisper", "openai-whisper", "hibari", "piper", "espeak-ng", "transformers"} <= speech
+    assert all(isinstance(e["usable"], bool) and (e["why_not"] is None) == e["usable"] for e in rep["speech"])
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["tools", "--help"], ["workflow", "run", "--help"]])
