@@ -71,7 +71,7 @@ def test_language_the_voice_lacks_is_a_one_line_error_without_fallback(monkeypat
     with pytest.raises(InputError, match=r"voice 'heart' \(hibari\) has no German \(de\)"):
         call(speak, text="Guten Abend.", language="de", fallback=False)
     monkeypatch.setattr(tts_espeak, "_check", lambda: "no espeak-ng")
-    with pytest.raises(InputError, match=r"voice 'joe' \(piper\) has no French \(fr\).*install espeak-ng"):
+    with pytest.raises(InputError, match=r"voice 'joe' \(piper\) has no French \(fr\).*espeak-ng fallback"):
         call(speak, "piper", text="Bonsoir.", language="French")
 
 

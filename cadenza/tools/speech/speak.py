@@ -63,7 +63,7 @@ def speak(text: str, ctx: ToolContext, voice: str | None = None, speed: float = 
             if not (fallback and tts_espeak.available() and tts_espeak.espeak_voice(lang)):
                 raise InputError(f"speak: {who} has no {language_name(lang)} ({lang}); it speaks "
                                  f"{', '.join(sorted(langs))}" + ("" if tts_espeak.available() else
-                                                                  " (install espeak-ng for a robotic fallback)"))
+                                                                  " (pip install 'cadenza[speech]' for a robotic espeak-ng fallback)"))
             ctx.note(f"{who} speaks no {language_name(lang)}: spoke it with espeak-ng instead")
             module, voice, backend = tts_espeak, None, "espeak-ng"
     opener = module.open_voice(ctx, voice, lang) if module in (tts_espeak, tts_transformers) \
