@@ -64,3 +64,12 @@ def test_embedded_llm_writes_a_valid_plan_first_time():
     assert validate_plan(outcome.plan, reg) == []
     tools = [s.tool for s in outcome.plan.steps]
     assert tools[0] == "transcribe" and "make_subtitles" in tools
+
+
+def test_request_too_long_for_the_context_is_a_clear_error():
+    from cadenza.agent.llm import LLMError, get_chat_model
+    from cadenza.agent.planner import ExamplePool, Planner
+
+    planner = Planner(get_chat_model("local"), default_registry(), ExamplePool([]), max_repairs=0)
+    with pytest.raises(LLMError, match="embedded LLM failed: .*context window"):
+        planner.plan("Read this aloud: " + "lorem ipsum dolor " * 3000)

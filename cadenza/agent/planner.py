@@ -211,7 +211,7 @@ class Planner:
             outcome.attempts = attempt
             plan = None
             try:
-                data, raw = self.ask(msgs, tools, files, schema)
+                data, raw = self.ask(msgs, tools, files, schema, request)
                 outcome.raw.append(raw)
                 plan = to_plan(data, files)
                 problems = validate_plan(plan, self.registry)
@@ -235,13 +235,15 @@ class Planner:
         err.last_plan = plan  # what it last proposed: the benchmark scores it, nothing runs it
         raise err
 
-    def ask(self, msgs: list, tools: list[Tool], files: dict[str, Media], schema: dict) -> tuple[dict, str]:
+    def ask(self, msgs: list, tools: list[Tool], files: dict[str, Media], schema: dict,
+            request: str) -> tuple[dict, str]:
         from .local_llm import LocalChatModel
 
         if self.stepwise and isinstance(self.llm, LocalChatModel):
             from .stepwise import inputs_for_grammar, plan_stepwise
 
-            return plan_stepwise(self.llm, msgs, tools, inputs_for_grammar(files))
+            # a step's JSON is a few dozen tokens plus what it copies from the request (~3.5 chars a token)
+            return plan_stepwise(self.llm, msgs, tools, inputs_for_grammar(files), step_tokens=64 + len(request) // 3)
         return complete_json(self.llm, msgs, schema)
 
 

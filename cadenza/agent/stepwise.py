@@ -125,10 +125,13 @@ class StepGrammar:
         return name
 
 
-def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, str],
-                  max_steps: int = MAX_STEPS) -> tuple[dict, str]:
+def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, str], *,
+                  step_tokens: int | None = None, max_steps: int = MAX_STEPS) -> tuple[dict, str]:
     """The plan as {"steps": [...]} (or {"steps": [], "reason": ...}) and its raw text, written by
-    the embedded LLM one step at a time under a grammar that knows the steps so far."""
+    the embedded LLM one step at a time under a grammar that knows the steps so far.
+
+    `step_tokens` caps each step: a step copies at most the request's own text, and a small model
+    that falls into repeating itself inside a literal should be stopped early, not at max_tokens."""
     from llama_cpp import LlamaGrammar
 
     by_name = {t.name: t for t in tools}
@@ -137,8 +140,13 @@ def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, st
     with model.raw_session(messages) as (llama, prompt):
         for k in range(1, max_steps + 1):
             grammar = StepGrammar(k, tools, known, last=k == max_steps)
-            out = llama.create_completion(prompt + text, grammar=LlamaGrammar.from_string(grammar.text(), verbose=False),
-                                          max_tokens=model.max_tokens, temperature=0.0, seed=model.seed)
+            try:
+                out = llama.create_completion(prompt + text, max_tokens=min(model.max_tokens, step_tokens or 1 << 30),
+                                              temperature=0.0,
+                                              seed=model.seed,
+                                              grammar=LlamaGrammar.from_string(grammar.text(), verbose=False))
+            except ValueError as e:  # llama.cpp: the prompt no longer fits the context
+                raise LLMError(f"the embedded LLM failed: {str(e).splitlines()[0]}") from None
             piece = out["choices"][0]["text"]
             text += piece
             tool = _TOOL.search(piece)
