@@ -111,10 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--offset", type=int, default=0, help="skip the first N cases")
     b.add_argument("--log", default=None, help="append one JSON line per case to this file; cases already in it "
                                              "are not planned again (resume a long run)")
-    b.add_argument("--n-examples", type=int, default=3, help="worked examples shown per request")
+    b.add_argument("--n-examples", type=int, default=1, help="similar worked examples shown per request")
     b.add_argument("--top-k", type=int, default=8, help="tools retrieved from a large catalog")
     b.add_argument("--retrieve-above", type=int, default=50, help="retrieve tools when the catalog is larger")
     b.add_argument("--example-style", choices=["turns", "inline"], default="turns")
+    b.add_argument("--anchors", type=int, default=12,
+                   help="at most this many fixed examples that use every tool, in the cached system prompt")
     b.add_argument("--no-stepwise", dest="stepwise", action="store_false",
                    help="embedded LLM: one JSON-schema grammar for the whole plan instead of step by step")
     b.add_argument("--max-repairs", type=int, default=2)
@@ -397,7 +399,7 @@ def cmd_bench_plan(args) -> int:
     examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
     planner = Planner(get_chat_model(args.llm), registry, examples, n_examples=args.n_examples, top_k=args.top_k,
                       retrieve_above=args.retrieve_above, example_style=args.example_style, stepwise=args.stepwise,
-                      max_repairs=args.max_repairs)
+                      max_repairs=args.max_repairs, anchors=args.anchors)
     done = {}
     if args.log and Path(args.log).exists():
         for line in Path(args.log).read_text().splitlines():
@@ -415,6 +417,7 @@ def cmd_bench_plan(args) -> int:
                   f"pred={row['pred']} gold={row['gold']}", file=sys.stderr)
 
     if cases:  # load the models and evaluate the fixed prompt prefix once, outside the timings
+        planner.exclude_from_anchors({str(c.get("id")) for c in cases})
         try:
             planner.plan("Warm-up: summarize the text 'hello'.")
         except CadenzaError:

@@ -276,3 +276,25 @@ def test_builtin_examples_are_valid_plans_for_the_builtin_tools():
         assert validate_plan(to_plan(e.plan, files), reg) == [], e.id
     used = {t for e in pool.examples for t in e.tools()}
     assert {"transcribe", "translate", "speak", "make_subtitles", "mix_audio"} <= used
+
+
+def test_fixed_examples_cover_the_catalog_and_skip_excluded_ids():
+    from cadenza.agent.planner import Example, cover_examples
+
+    def ex(i, *tools, request="r"):
+        return Example(str(i), request, {"steps": [{"id": f"s{k}", "tool": t, "args": {}} for k, t in enumerate(tools, 1)]})
+
+    pool = [ex(1, "A"), ex(2, "A", "B", request="long request"), ex(3, "C", "B", request="r"), ex(4, "D")]
+    # greedy on new tools: 2 and 3 both add two (3's request is shorter), then 1 and 2 add A, then D
+    assert [e.id for e in cover_examples(pool, {"A", "B", "C", "D"}, 10)] == ["3", "1", "4"]
+    assert [e.id for e in cover_examples(pool, {"A", "B", "C", "D"}, 1)] == ["3"]
+    assert cover_examples(pool, {"Z"}, 5) == []  # no example uses it: nothing to show
+
+    reg = catalog_registry(BENCH / "tools.json")
+    planner = Planner(ScriptedChatModel([]), reg, ExamplePool.from_file(BENCH / "cases.jsonl", reg))
+    system = planner.messages("extract the audio", {})[0][0].content
+    shown = [e for e in planner.examples.examples if f"Example request: {e.request}\n" in system]
+    used = {t for e in planner.examples.examples for t in e.tools() if t in reg}
+    assert len(shown) >= 2 and {t for e in shown for t in e.tools()} >= used
+    planner.exclude_from_anchors({shown[0].id})
+    assert f"Example request: {shown[0].request}\n" not in planner.messages("extract the audio", {})[0][0].content

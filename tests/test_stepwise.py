@@ -73,3 +73,37 @@ def test_request_too_long_for_the_context_is_a_clear_error():
     planner = Planner(get_chat_model("local"), default_registry(), ExamplePool([]), max_repairs=0)
     with pytest.raises(LLMError, match="embedded LLM failed: .*context window"):
         planner.plan("Read this aloud: " + "lorem ipsum dolor " * 3000)
+
+
+def test_evaluated_system_prompt_is_saved_to_disk_and_loaded_by_a_fresh_context(tmp_path, monkeypatch):
+    import os
+
+    from cadenza.agent import local_llm
+    from cadenza.agent.llm import get_chat_model
+    from cadenza.agent.planner import Planner
+
+    monkeypatch.setattr(local_llm, "prefix_dir", lambda: tmp_path)
+    llm = get_chat_model("local")
+    msgs, _, _ = Planner(llm, default_registry()).messages("Fade out the clip's sound", {})
+    with llm._llama() as llama:
+        prompt = local_llm.chat_prompt(llama, local_llm._chat(msgs))
+        prefix = os.path.commonprefix([local_llm.chat_prompt(llama, local_llm._chat(msgs[:1])), prompt])
+        assert msgs[0].content in prefix and "Fade out the clip" in prompt[len(prefix):]
+
+        def greedy():
+            return llama.create_completion(prompt, max_tokens=12, temperature=0.0)["choices"][0]["text"]
+
+        llama.reset()  # as a new process starts
+        assert local_llm.restore_prefix(llama, prompt, prefix, llm.model_file) == "saved"
+        assert len(list(tmp_path.glob("*.state"))) == 1
+        first = greedy()
+        assert local_llm.restore_prefix(llama, prompt, prefix, llm.model_file) is None  # still in memory
+        llama.reset()
+        assert local_llm.restore_prefix(llama, prompt, prefix, llm.model_file) == "loaded"
+        assert llama.n_tokens == len(llama.tokenize(prefix.encode(), special=True))
+        assert greedy() == first
+        # a damaged file is evaluated again, not trusted
+        next(tmp_path.glob("*.state")).write_bytes(b"not a state")
+        llama.reset()
+        assert local_llm.restore_prefix(llama, prompt, prefix, llm.model_file) == "saved"
+        assert greedy() == first
