@@ -1,26 +1,48 @@
-"""Leave-one-out over the built-in examples: plan each request with itself left out of the fixed and the
-chosen examples, score node F1 on the tool sets. Usage: python benchmarks/builtin_examples_loo.py ANCHORS N_EXAMPLES"""
+"""Leave-one-out over Cadenza's built-in worked examples, with the embedded LLM.
+
+Each example's request is planned with that example left out of both the fixed examples and the
+chosen ones, and scored like TaskBench (node F1 over the tool sets; prints one JSON object).
+
+    python benchmarks/builtin_examples_loo.py ANCHORS N_EXAMPLES      # e.g. 12 1 (the default), 0 3
+"""
+
+import json
+import sys
+import time
 from pathlib import Path
-import sys, time
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cadenza.agent.llm import get_chat_model
-from cadenza.agent.planner import Planner, ExamplePool
-from cadenza.agent.taskbench import f1
-from cadenza.tools.registry import default_registry
-from cadenza.media import Audio, Video, Image
-reg=default_registry(); pool=ExamplePool.builtin(); llm=get_chat_model('local')
-kinds={"audio":lambda n:Audio(path=Path(n+".wav")),"video":lambda n:Video(path=Path(n+".mp4")),"image":lambda n:Image(path=Path(n+".png"))}
-anch, nex = int(sys.argv[1]), int(sys.argv[2])
-tp=p=g=0; t0=time.time(); ok=0
-for e in pool.examples:
-    pl=Planner(llm, reg, pool, anchors=anch, n_examples=nex)
-    pl.exclude_from_anchors({e.id})
-    files={n:kinds[k](n) for n,k in e.files.items()}
-    try:
-        out=pl.plan(e.request, files, exclude={e.id}); pred=set(s.tool for s in out.plan.steps) if out.plan else set()
-    except Exception as ex:
-        pred=set(); print('ERR', ex)
-    gold=set(e.tools()); tp+=len(pred&gold); p+=len(pred); g+=len(gold); ok+= pred==gold
-    print(e.request[:60], sorted(pred), sorted(gold), flush=True)
-print('anchors',anch,'nex',nex,'nF1 %.1f'%f1(tp,p,g),'exact',ok,len(pool.examples),'time',round(time.time()-t0))
+from cadenza.agent.llm import get_chat_model  # noqa: E402
+from cadenza.agent.planner import ExamplePool, Planner  # noqa: E402
+from cadenza.agent.taskbench import score  # noqa: E402
+from cadenza.errors import CadenzaError  # noqa: E402
+from cadenza.media import Audio, Image, Video  # noqa: E402
+from cadenza.tools.registry import default_registry  # noqa: E402
+
+SUFFIX = {"audio": (Audio, ".wav"), "video": (Video, ".mp4"), "image": (Image, ".png")}
+
+
+def main(anchors: int, n_examples: int) -> dict:
+    registry, pool, llm = default_registry(), ExamplePool.builtin(), get_chat_model("local")
+    rows = []
+    for e in pool.examples:
+        planner = Planner(llm, registry, pool, anchors=anchors, n_examples=n_examples)
+        planner.exclude_from_anchors({e.id})
+        files = {n: SUFFIX[k][0](path=Path(n + SUFFIX[k][1])) for n, k in e.files.items()}
+        start, pred = time.monotonic(), []
+        try:
+            out = planner.plan(e.request, files, exclude={e.id})
+            pred = sorted({s.tool for s in out.plan.steps}) if out.plan else []
+        except CadenzaError as err:
+            print(f"error: {err}", file=sys.stderr)
+        rows.append({"pred": pred, "gold": sorted(set(e.tools())), "pred_edges": [], "gold_edges": [],
+                     "valid": bool(pred), "seconds": time.monotonic() - start})
+        print(f"{e.request[:60]!r} pred={pred} gold={rows[-1]['gold']}", file=sys.stderr)
+    result = score(rows)
+    result.update(exact=sum(set(r["pred"]) == set(r["gold"]) for r in rows), anchors=anchors, n_examples=n_examples)
+    return {k: v for k, v in result.items() if k not in ("e_f1", "valid_rate")}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]), int(sys.argv[2]))))

@@ -47,6 +47,9 @@ class Example:
     def tools(self) -> list[str]:
         return [s["tool"] for s in self.plan.get("steps", [])]
 
+    def files_line(self) -> str:
+        return ", ".join(f"${n} ({k})" for n, k in self.files.items()) or "none"
+
 
 class ExamplePool:
     """Worked examples the planner may show the LLM; the most similar ones are chosen per request."""
@@ -190,12 +193,11 @@ class Planner:
         msgs: list = [SystemMessage(system)]
         shown = []
         for e in examples:
-            files_line = ", ".join(f"${n} ({k})" for n, k in e.files.items()) or "none"
             plan_text = json.dumps(e.plan, separators=(",", ":"))
             if self.example_style == "inline":
                 shown.append(f"Request: {e.request}\nPlan: {plan_text}")
             else:
-                msgs.append(HumanMessage(f"Files: {files_line}\nRequest: {e.request}"))
+                msgs.append(HumanMessage(f"Files: {e.files_line()}\nRequest: {e.request}"))
                 msgs.append(AIMessage(plan_text))
         msgs.extend(history or [])
         tools_part = f"Tools:\n{catalog(tools)}\n" if retrieved else ""
@@ -208,7 +210,8 @@ class Planner:
 
     def exclude_from_anchors(self, ids: set[str]) -> None:
         """Never show these examples as fixed ones (a benchmark's own cases)."""
-        self._anchor_exclude, self._anchor_block = set(ids), None
+        if set(ids) != self._anchor_exclude:  # the same set again keeps the block (and llama.cpp's evaluated prefix)
+            self._anchor_exclude, self._anchor_block = set(ids), None
 
     def anchor_block(self) -> str:
         """Fixed worked examples chosen once to cover the catalog's tools (greedy set cover), shown in
@@ -218,7 +221,7 @@ class Planner:
                                     {t.name for t in self.registry}, self.anchors)
             self._anchor_block = "".join(
                 f"\n\nExample request: {e.request}\n"
-                + (f"Files: {', '.join(f'${n} ({k})' for n, k in e.files.items())}\n" if e.files else "")
+                + (f"Files: {e.files_line()}\n" if e.files else "")
                 + f"Plan: {json.dumps(e.plan, separators=(',', ':'))}" for e in chosen)
         return self._anchor_block
 

@@ -122,9 +122,9 @@ def score(rows: list[dict]) -> dict:
 
 def bench_plan(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None,
                done: dict[str, dict] | None = None) -> dict:
-    """Plan every case (reusing rows in `done`, keyed by case id, from an earlier interrupted run)."""
-    if hasattr(planner, "exclude_from_anchors"):  # a scored case is never an example, fixed or chosen
-        planner.exclude_from_anchors({str(c.get("id")) for c in cases})
+    """Plan every case (reusing rows in `done`, keyed by case id, from an earlier interrupted run).
+    A scored case is never an example, fixed or chosen."""
+    planner.exclude_from_anchors({str(c.get("id")) for c in cases})
     rows = []
     for i, case in enumerate(cases):
         row = (done or {}).get(str(case.get("id")))
