@@ -100,22 +100,12 @@ def speech_report() -> list[dict]:
                      fw.BACKEND, "speech-base", why, where))
     # openai-whisper: a checkpoint the user brings (its weights are not on PyPI)
     model = ow.default_model()
-    where = ow.cache_dir()
-    if model and Path(model).expanduser().is_file():
-        where = Path(model).expanduser()
-    elif model and (ow.cache_dir() / f"{model}.pt").is_file():
-        where = ow.cache_dir() / f"{model}.pt"
-    why = ow.BACKEND.unavailable_reason()
-    if why is None and where == ow.cache_dir():
-        why = f"checkpoint '{model}' is neither a file nor cached in {ow.cache_dir()}"
-    out.append(entry("asr", f"openai-whisper {model or ''}".strip(), ow.BACKEND, "whisper", why, where))
+    out.append(entry("asr", f"openai-whisper {model or ''}".strip(), ow.BACKEND, "whisper",
+                     ow.BACKEND.unavailable_reason(), (model and ow.checkpoint_file(model)) or ow.cache_dir()))
     # transformers Whisper: a saved folder, or a model already in the Hugging Face cache
     model = at.default_model()
-    why = at.BACKEND.unavailable_reason()
-    if why is None and not (Path(model).is_dir() or tt._cached(model)):
-        why = f"model '{model}' is neither a folder nor cached in {at.hf_cache()}"
-    out.append(entry("asr", f"transformers Whisper {model or ''}".strip(), at.BACKEND, "gpu-speech", why,
-                     model if model and Path(model).is_dir() else at.hf_cache()))
+    out.append(entry("asr", f"transformers Whisper {model or ''}".strip(), at.BACKEND, "gpu-speech",
+                     at.BACKEND.unavailable_reason(), model if model and Path(model).is_dir() else at.hf_cache()))
     # speak: hibari (voice 'heart' ships in the package), Piper 'joe', MMS-TTS, espeak-ng
     spec = importlib.util.find_spec("hibari")  # not imported: that would load onnxruntime
     out.append(entry("tts", f"hibari voice '{hb.DEFAULT_VOICE}' (default, English)", hb.BACKEND, "speech",
@@ -128,10 +118,8 @@ def speech_report() -> list[dict]:
     hub = at.hf_cache()
     cached = sorted(d.name.split("--")[-1] for d in hub.glob("models--facebook--mms-tts-*")) if hub.is_dir() else []
     env = os.environ.get("CADENZA_HF_TTS_MODEL")
-    why = tt.BACKEND.unavailable_reason()
-    if why is None and env and not (Path(env).expanduser().is_dir() or tt._cached(env)):
-        why = f"model '{env}' is neither a folder nor cached in {hub}"
-    out.append(entry("tts", f"transformers VITS {env or ', '.join(cached)}".strip(), tt.BACKEND, "gpu-speech", why,
+    out.append(entry("tts", f"transformers VITS {env or ', '.join(cached)}".strip(), tt.BACKEND, "gpu-speech",
+                     tt.BACKEND.unavailable_reason(),
                      Path(env).expanduser() if env and Path(env).expanduser().is_dir() else hub))
     if es._library() is not None:  # libespeak-ng from espeakng-loader (already loaded by the speak tool's check)
         import espeakng_loader

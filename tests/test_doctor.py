@@ -88,3 +88,23 @@ def test_a_model_named_by_the_environment_must_exist(empty_caches, monkeypatch):
     rep = by_name(doctor.speech_report())
     if importlib.util.find_spec("whisper") and importlib.util.find_spec("torch"):
         assert rep["openai-whisper"]["usable"] and rep["openai-whisper"]["where"] == str(ckpt)
+
+
+def test_a_model_named_by_the_environment_that_is_not_here_makes_the_backend_unusable(empty_caches, monkeypatch):
+    # The backends' own checks say so (so `run` skips them too), not just the doctor.
+    from cadenza.tools.speech import asr_openai_whisper as ow, asr_transformers as at, tts_transformers as tt
+
+    monkeypatch.setenv("CADENZA_OPENAI_WHISPER_MODEL", str(empty_caches / "nope.pt"))
+    monkeypatch.setenv("CADENZA_HF_ASR_MODEL", "someone/whisper-nope")
+    monkeypatch.setenv("CADENZA_HF_TTS_MODEL", str(empty_caches / "no-vits"))
+    for mod in (ow, at, tt):
+        if mod.BACKEND.requires and any(importlib.util.find_spec(r) is None for r in mod.BACKEND.requires):
+            continue  # the missing package is the reason given first
+        assert "neither" in mod.BACKEND.unavailable_reason()
+    rep = by_name(doctor.speech_report())
+    assert "nope.pt" in rep["openai-whisper"]["name"] and not rep["openai-whisper"]["usable"]
+    assert not rep["transformers Whisper"]["usable"] and not rep["transformers VITS"]["usable"]
+    # a folder that exists is accepted
+    (empty_caches / "vits").mkdir()
+    monkeypatch.setenv("CADENZA_HF_TTS_MODEL", str(empty_caches / "vits"))
+    assert tt._check() is None

@@ -35,9 +35,20 @@ def default_model() -> str | None:
     return None
 
 
+def checkpoint_file(name: str) -> Path | None:
+    """The .pt file `name` means (a path, or a model name cached in ~/.cache/whisper), if it exists."""
+    for p in (Path(name).expanduser(), cache_dir() / f"{name}.pt"):
+        if p.is_file():
+            return p
+    return None
+
+
 def _check() -> str | None:
-    if default_model() is None:
+    model = default_model()
+    if model is None:
         return "has no checkpoint here (set CADENZA_OPENAI_WHISPER_MODEL to a .pt file, or cache one in ~/.cache/whisper)"
+    if checkpoint_file(model) is None:  # CADENZA_OPENAI_WHISPER_MODEL names something that is not here
+        return f"checkpoint '{model}' is neither a file nor cached in {cache_dir()}"
     return None
 
 

@@ -40,9 +40,17 @@ def default_model() -> str | None:
     return None
 
 
+def cached(repo: str) -> bool:
+    snap = hf_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
+    return snap.is_dir() and any(snap.iterdir())
+
+
 def _check() -> str | None:
-    if default_model() is None:
+    model = default_model()
+    if model is None:
         return "has no Whisper model here (set CADENZA_HF_ASR_MODEL to a saved model folder or a cached hub id)"
+    if not (Path(model).expanduser().is_dir() or cached(model)):  # CADENZA_HF_ASR_MODEL names something not here
+        return f"model '{model}' is neither a folder nor cached in {hf_cache()}"
     return None
 
 

@@ -15,19 +15,16 @@ import numpy as np
 
 from ...errors import BackendUnavailableError
 from ..base import Backend, ToolContext
-from .asr_transformers import hf_cache
+from .asr_transformers import cached, hf_cache
 from .languages import code, iso3
 from .tts_hibari import Voice
 
 
-def _cached(repo: str) -> bool:
-    snap = hf_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
-    return snap.is_dir() and any(snap.iterdir())
-
-
 def _check() -> str | None:
-    if os.environ.get("CADENZA_HF_TTS_MODEL"):
-        return None
+    env = os.environ.get("CADENZA_HF_TTS_MODEL")
+    if env:
+        return None if Path(env).expanduser().is_dir() or cached(env) else (
+            f"model '{env}' is neither a folder nor cached in {hf_cache()}")
     if hf_cache().is_dir() and any(hf_cache().glob("models--facebook--mms-tts-*")):
         return None
     return "has no VITS model here (set CADENZA_HF_TTS_MODEL to a saved model folder or a cached hub id)"
@@ -39,12 +36,12 @@ BACKEND = Backend("transformers", "a transformers VITS model (MMS-TTS), on GPU w
 
 
 def resolve(voice: str | None, language: str) -> str:
-    if voice and (Path(voice).expanduser().is_dir() or _cached(voice)):
+    if voice and (Path(voice).expanduser().is_dir() or cached(voice)):
         return str(Path(voice).expanduser()) if Path(voice).expanduser().is_dir() else voice
     if os.environ.get("CADENZA_HF_TTS_MODEL"):
         return os.environ["CADENZA_HF_TTS_MODEL"]
     mms = f"facebook/mms-tts-{iso3(language) or code(language)}"
-    if _cached(mms):
+    if cached(mms):
         return mms
     raise BackendUnavailableError(f"speak: no transformers TTS model for language {language!r} here "
                                   f"({mms} is not cached; set CADENZA_HF_TTS_MODEL)")
