@@ -3,7 +3,8 @@
 Each example's request is planned with that example left out of both the fixed examples and the
 chosen ones, and scored like TaskBench (node F1 over the tool sets; prints one JSON object).
 
-    python benchmarks/builtin_examples_loo.py ANCHORS N_EXAMPLES      # e.g. 12 1 (the default), 0 3
+    python benchmarks/builtin_examples_loo.py                         # the planner's defaults (0 fixed, 3 similar)
+    python benchmarks/builtin_examples_loo.py ANCHORS N_EXAMPLES      # e.g. 12 1
 """
 
 import json
@@ -23,7 +24,7 @@ from cadenza.tools.registry import default_registry  # noqa: E402
 SUFFIX = {"audio": (Audio, ".wav"), "video": (Video, ".mp4"), "image": (Image, ".png")}
 
 
-def main(anchors: int, n_examples: int) -> dict:
+def main(anchors: int | None = None, n_examples: int | None = None) -> dict:
     registry, pool, llm = default_registry(), ExamplePool.builtin(), get_chat_model("local")
     rows = []
     for e in pool.examples:
@@ -40,9 +41,10 @@ def main(anchors: int, n_examples: int) -> dict:
                      "valid": bool(pred), "seconds": time.monotonic() - start})
         print(f"{e.request[:60]!r} pred={pred} gold={rows[-1]['gold']}", file=sys.stderr)
     result = score(rows)
-    result.update(exact=sum(set(r["pred"]) == set(r["gold"]) for r in rows), anchors=anchors, n_examples=n_examples)
+    fixed, similar = planner.example_counts()
+    result.update(exact=sum(set(r["pred"]) == set(r["gold"]) for r in rows), anchors=fixed, n_examples=similar)
     return {k: v for k, v in result.items() if k not in ("e_f1", "valid_rate")}
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(int(sys.argv[1]), int(sys.argv[2]))))
+    print(json.dumps(main(*(int(a) for a in sys.argv[1:3]))))

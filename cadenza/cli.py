@@ -111,17 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--offset", type=int, default=0, help="skip the first N cases")
     b.add_argument("--log", default=None, help="append one JSON line per case to this file; cases already in it "
                                              "are not planned again (resume a long run)")
-    b.add_argument("--n-examples", type=int, default=1, help="similar worked examples shown per request")
+    b.add_argument("--n-examples", type=int, default=None,
+                   help="similar worked examples shown per request (default: 1 with fixed examples, else 3)")
     b.add_argument("--top-k", type=int, default=8, help="tools retrieved from a large catalog")
     b.add_argument("--retrieve-above", type=int, default=50, help="retrieve tools when the catalog is larger")
     b.add_argument("--example-style", choices=["turns", "inline"], default="turns")
-    b.add_argument("--anchors", type=int, default=12,
-                   help="at most this many fixed examples that use every tool, in the cached system prompt")
+    b.add_argument("--anchors", type=int, default=None,
+                   help="at most this many fixed examples that use every tool, in the cached system prompt "
+                        "(default: 12 for a catalog of 21-50 tools, else none)")
     b.add_argument("--no-stepwise", dest="stepwise", action="store_false",
                    help="embedded LLM: one JSON-schema grammar for the whole plan instead of step by step")
+    b.add_argument("--tool-bias", default=None,
+                   help="JSON file {tool: log-weight}: the embedded LLM's tool choice is weighed by exp(weight)")
     b.add_argument("--max-repairs", type=int, default=2)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench_plan)
+    c = bench.add_parser("calibrate", help="measure which tools the LLM over- or under-uses, on a pool of "
+                                           "worked examples; writes weights for bench plan --tool-bias")
+    c.add_argument("--examples", required=True, help="pool of worked examples, TaskBench JSONL")
+    c.add_argument("--tools", required=True, help="tool catalog, TaskBench tools.json")
+    c.add_argument("--llm", default=None)
+    c.add_argument("--out", default=None, help="write the weights (JSON) to this file")
+    c.add_argument("--log", default=None, help="as for bench plan: one JSON line per example, resumable")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_bench_calibrate)
 
     d = sub.add_parser("doctor", help="what can run here, and why not")
     d.add_argument("--json", action="store_true")
@@ -399,23 +412,9 @@ def cmd_bench_plan(args) -> int:
     examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
     planner = Planner(get_chat_model(args.llm), registry, examples, n_examples=args.n_examples, top_k=args.top_k,
                       retrieve_above=args.retrieve_above, example_style=args.example_style, stepwise=args.stepwise,
-                      max_repairs=args.max_repairs, anchors=args.anchors)
-    done = {}
-    if args.log and Path(args.log).exists():
-        for line in Path(args.log).read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[str(row["id"])] = row
-    log = open(args.log, "a") if args.log else None
-
-    def on_case(i, row):
-        if log:
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-        if not args.json:
-            print(f"{i + 1}/{len(cases)} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
-                  f"pred={row['pred']} gold={row['gold']}", file=sys.stderr)
-
+                      max_repairs=args.max_repairs, anchors=args.anchors,
+                      tool_bias=_read_tool_bias(args.tool_bias, registry) if args.tool_bias else None)
+    done, on_case = _case_log(args.log, len(cases), args.json)
     if cases:  # load the models and evaluate the fixed prompt prefix once, outside the timings
         planner.exclude_from_anchors({str(c.get("id")) for c in cases})
         try:
@@ -426,6 +425,56 @@ def cmd_bench_plan(args) -> int:
     scores["llm"] = args.llm or "local"
     print(json.dumps(scores))
     return 0
+
+
+def cmd_bench_calibrate(args) -> int:
+    from .agent.llm import get_chat_model
+    from .agent.planner import ExamplePool, Planner
+    from .agent.taskbench import calibrate, catalog_registry, read_cases
+
+    registry = catalog_registry(args.tools)
+    cases = read_cases(args.examples)
+    planner = Planner(get_chat_model(args.llm), registry, ExamplePool.from_file(args.examples, registry))
+    done, on_case = _case_log(args.log, len(cases), args.json)
+    bias, scores = calibrate(planner, cases, on_case, done)
+    if args.out:
+        Path(args.out).write_text(json.dumps(bias, indent=1) + "\n")
+    print(json.dumps({"tool_bias": bias, "pool": scores}))
+    return 0
+
+
+def _read_tool_bias(path: str, registry) -> dict[str, float]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read tool weights {path}: {getattr(e, 'strerror', None) or e}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
+        raise InputError(f"tool weights {path}: expected a JSON object {{tool: number}}")
+    unknown = sorted(set(data) - {t.name for t in registry})
+    if unknown:
+        raise InputError(f"tool weights {path}: no tool '{unknown[0]}' in the catalog")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def _case_log(path: str | None, total: int, quiet: bool):
+    """Rows already in the log (keyed by case id), and a callback that appends new ones and reports progress."""
+    done = {}
+    if path and Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[str(row["id"])] = row
+    log = open(path, "a") if path else None
+
+    def on_case(i, row):
+        if log:
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+        if not quiet:
+            print(f"{i + 1}/{total} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
+                  f"pred={row['pred']} gold={row['gold']}", file=sys.stderr)
+
+    return done, on_case
 
 
 # -- doctor ---------------------------------------------------------------------------

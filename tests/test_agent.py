@@ -239,6 +239,42 @@ def test_taskbench_scoring_and_examples_never_include_the_case(tmp_path):
                       "n": 2}
 
 
+def test_calibrate_leaves_each_example_out_and_weighs_tools_by_how_often_they_were_missed(tmp_path):
+    from cadenza.agent.taskbench import calibrate
+
+    reg = catalog_registry(BENCH / "tools.json")
+    cases = [json.loads(line) for line in (BENCH / "cases.jsonl").read_text().splitlines()[:2]]
+    assert [n["task"] for c in cases for n in c["task_nodes"]] == ["Video Synchronization", "Video-to-Audio"]
+    pool = ExamplePool.from_file(BENCH / "cases.jsonl", reg)
+    sync = {"steps": [{"id": "s1", "tool": "Video Synchronization", "args": {"video": "example.mp4", "audio": "a.wav"}}]}
+
+    def only_others(case):  # the case itself is neither a fixed nor a chosen example
+        def reply(msgs):
+            assert case["instruction"] not in " ".join(m.content for m in msgs[:-1])
+            return json.dumps(sync)
+        return reply
+
+    with ScriptedChatModel([only_others(cases[0]), only_others(cases[1])]) as llm:
+        bias, scores = calibrate(Planner(llm, reg, pool), cases)
+    # Video Synchronization: used twice, right once -> log(2/3); Video-to-Audio missed once -> log(2/1)
+    assert bias["Video Synchronization"] == pytest.approx(-0.405, abs=1e-3)
+    assert bias["Video-to-Audio"] == pytest.approx(0.693, abs=1e-3)
+    assert bias["Text Summarizer"] == 0 and set(bias) == {t.name for t in reg}
+    assert scores["n"] == 2 and scores["n_f1"] == 50.0
+
+
+def test_tool_bias_file_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bias.json"
+    bad.write_text('{"Video-to-Audio": "high"}')
+    r = cli("bench", "plan", "--cases", str(BENCH / "cases.jsonl"), "--tools", str(BENCH / "tools.json"),
+            "--tool-bias", str(bad), "--limit", "1", cwd=tmp_path)
+    assert r.returncode != 0 and "tool weights" in r.stderr and "Traceback" not in r.stderr
+    bad.write_text('{"Video-to-Nothing": 1}')
+    r = cli("bench", "plan", "--cases", str(BENCH / "cases.jsonl"), "--tools", str(BENCH / "tools.json"),
+            "--tool-bias", str(bad), "--limit", "1", cwd=tmp_path)
+    assert r.returncode != 0 and "no tool 'Video-to-Nothing'" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_plan_edges_follow_references():
     from cadenza.agent.planner import to_plan
 
@@ -266,16 +302,17 @@ def test_builtin_examples_are_valid_plans_for_the_builtin_tools():
     # A worked example that does not type-check would teach the LLM a wrong plan.
     from cadenza.agent.planner import to_plan
     from cadenza.agent.validate import validate_plan
-    from cadenza.media import Audio, Video
+    from cadenza.media import Audio, Image, Video
 
     reg = default_registry()
-    kinds = {"audio": lambda: Audio(path=Path("x.wav")), "video": lambda: Video(path=Path("x.mp4"))}
+    kinds = {"audio": lambda: Audio(path=Path("x.wav")), "video": lambda: Video(path=Path("x.mp4")),
+             "image": lambda: Image(path=Path("x.png"))}
     pool = ExamplePool.builtin()
     for e in pool.examples:
         files = {n: kinds[k]() for n, k in e.files.items()}
         assert validate_plan(to_plan(e.plan, files), reg) == [], e.id
-    used = {t for e in pool.examples for t in e.tools()}
-    assert {"transcribe", "translate", "speak", "make_subtitles", "mix_audio"} <= used
+    used = [t for e in pool.examples for t in set(e.tools())]
+    assert all(used.count(t.name) >= 3 for t in reg), "every built-in tool is shown in at least 3 examples"
 
 
 def test_fixed_examples_cover_the_catalog_and_skip_excluded_ids():
@@ -298,3 +335,15 @@ def test_fixed_examples_cover_the_catalog_and_skip_excluded_ids():
     assert len(shown) >= 2 and {t for e in shown for t in e.tools()} >= used
     planner.exclude_from_anchors({shown[0].id})
     assert f"Example request: {shown[0].request}\n" not in planner.messages("extract the audio", {})[0][0].content
+
+
+def test_example_counts_follow_the_catalog_size():
+    from cadenza.tools.registry import default_registry
+
+    tb = catalog_registry(BENCH / "tools.json")  # 40 tools
+    pool = ExamplePool([])
+    assert Planner(ScriptedChatModel([]), default_registry(), pool).example_counts() == (0, 3)  # 13 tools
+    assert Planner(ScriptedChatModel([]), tb, pool).example_counts() == (12, 1)
+    assert Planner(ScriptedChatModel([]), tb, pool, retrieve_above=30).example_counts() == (0, 3)  # retrieved
+    assert Planner(ScriptedChatModel([]), tb, pool, anchors=4, n_examples=2).example_counts() == (4, 2)
+    assert Planner(ScriptedChatModel([]), default_registry(), pool, n_examples=0).example_counts() == (0, 0)

@@ -66,6 +66,19 @@ def test_embedded_llm_writes_a_valid_plan_first_time():
     assert tools[0] == "transcribe" and "make_subtitles" in tools
 
 
+def test_tool_bias_steers_the_embedded_llms_tool_choice():
+    from cadenza.agent.llm import get_chat_model
+    from cadenza.agent.planner import Planner
+
+    files = {"interview": Video.from_path(ROOT / "examples/media/clip.mp4")}
+    planner = Planner(get_chat_model("local"), default_registry(), max_repairs=0)
+    request = "Take the sound track out of this video."
+    assert [s.tool for s in planner.plan(request, files).plan.steps] == ["extract_audio"]
+    planner.tool_bias = {"extract_audio": -20.0}  # as good as forbidden
+    outcome = planner.plan(request, files)
+    assert outcome.plan is None or "extract_audio" not in [s.tool for s in outcome.plan.steps]
+
+
 def test_request_too_long_for_the_context_is_a_clear_error():
     from cadenza.agent.llm import LLMError, get_chat_model
     from cadenza.agent.planner import ExamplePool, Planner
@@ -107,3 +120,36 @@ def test_evaluated_system_prompt_is_saved_to_disk_and_loaded_by_a_fresh_context(
         llama.reset()
         assert local_llm.restore_prefix(llama, prompt, prefix, llm.model_file) == "saved"
         assert greedy() == first
+
+
+class _Vocab:
+    """Stands in for llama.cpp's tokenizer: token id -> text."""
+    pieces = ['{"id', '":"s1","tool":', '"Text', ' Par', 'aphraser",', ' Simpl', 'ifier",', '"Image', ' Color', 'izer",']
+
+    def detokenize(self, tokens):
+        return "".join(self.pieces[t] for t in tokens).encode()
+
+
+def test_tool_name_bias_weighs_only_the_tool_name_tokens():
+    import math
+
+    import numpy as np
+
+    from cadenza.agent.stepwise import ToolNameBias
+
+    bias = ToolNameBias(_Vocab(), {"Text Paraphraser": -1.0, "Text Simplifier": 0.0, "Image Colorizer": 0.5})
+    zeros = lambda: np.zeros(len(_Vocab.pieces), dtype=np.float32)  # noqa: E731
+    prompt = [0, 1]  # the prompt's own '"tool":' does not count
+    assert not bias(np.array(prompt), zeros()).any()
+    assert not bias(np.array(prompt + [0]), zeros()).any()  # inside the step, before the name
+    # choosing the first token of the name: each family by the mean weight of its names
+    s = bias(np.array(prompt + [0, 1]), zeros())
+    base = math.log((math.exp(-1) + 1 + math.exp(0.5)) / 3)
+    assert s[2] == pytest.approx(math.log((math.exp(-1) + 1) / 2) - base)
+    assert s[7] == pytest.approx(0.5 - base)
+    assert s[3] == 0 and s[0] == 0  # tokens that cannot go on a name are left alone (the grammar rules them out)
+    # within "Text ...": Paraphraser loses against Simplifier by the difference of their weights
+    s = bias(np.array(prompt + [0, 1, 2]), zeros())
+    assert s[5] - s[3] == pytest.approx(1.0)
+    # the name is written: nothing more to weigh
+    assert not bias(np.array(prompt + [0, 1, 2, 3, 4]), zeros()).any()

@@ -1,8 +1,8 @@
 """The planner: a request (and the user's files) in, a validated Plan out.
 
-1. Show worked examples: a fixed few that together use every tool, in the system prompt
-   (llama.cpp evaluates it once, and the embedded model keeps it on disk), and the one most
-   similar to the request (MiniLM, offline), just before it.
+1. Show worked examples: those most similar to the request (MiniLM, offline), just before it;
+   with a mid-sized catalog also a fixed few that together use every tool, in the system prompt
+   (llama.cpp evaluates it once, and the embedded model keeps it on disk). See example_counts.
 2. With a large catalog (over 50 tools), retrieve the relevant tools first (similar tools plus
    the tools the chosen examples use), so a small model sees a short list. Up to 50 tools go
    whole into the fixed system prompt: on TaskBench (40 tools, 112 cases) that beat retrieving
@@ -145,26 +145,44 @@ class PlanOutcome:
 
 
 class Planner:
-    def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int = 1,
+    def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int | None = None,
                  retrieve_above: int = 50, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None,
-                 example_style: str = "turns", stepwise: bool = True, anchors: int = 12):
+                 example_style: str = "turns", stepwise: bool = True, anchors: int | None = None,
+                 anchors_above: int = 20, tool_bias: dict[str, float] | None = None):
         self.llm = llm
         self.registry = registry
         self.embedder = embedder or (examples.embedder if examples else default_embedder())
         self.examples = examples if examples is not None else ExamplePool.builtin()
-        self.n_examples = n_examples
+        self.n_examples = n_examples  # None: chosen by catalog size (example_counts)
         self.retrieve_above = retrieve_above
         self.top_k = top_k
         self.max_repairs = max_repairs
         self.example_style = example_style  # "turns" (chat turns) or "inline" (listed in the request)
         self.stepwise = stepwise  # the embedded LLM writes step by step, references type-checked (stepwise.py)
         self.system = load_prompt("plan_system.md")
-        # Fixed examples that together use every tool, in the system prompt (evaluated once), plus
-        # n_examples similar ones per request (evaluated per request, ~150 tokens = 2 s each on 2 cores).
-        # TaskBench, 60 cases: 12 fixed + 1 similar 69.5 n-F1 in 9.9 s; 3 similar alone 69.4 in 15.2 s.
-        self.anchors = anchors
+        self.anchors = anchors  # None: chosen by catalog size (example_counts)
+        self.anchors_above = anchors_above
         self._anchor_block: str | None = None
         self._anchor_exclude: set[str] = set()
+        # Embedded LLM only: tool t's probability at the tool-name choice is weighed by exp(tool_bias[t]),
+        # to correct the tools a small model over- or under-uses (taskbench.calibrate measures them).
+        self.tool_bias = tool_bias
+
+    def example_counts(self) -> tuple[int, int]:
+        """(fixed examples in the system prompt, similar examples per request), by catalog size.
+
+        - Up to 20 tools: no fixed examples, the 3 most similar. Cadenza's 13 tools, each built-in
+          example left out in turn: node F1 78.7 vs 69.8 with fixed ones on 19 examples, 77.2 vs 76.7 on 43.
+        - 21-50 tools: 12 fixed examples that together use every tool (evaluated once with the
+          catalog) and the 1 most similar (each costs ~150-250 prompt tokens, ~3 s on 2 cores).
+          TaskBench's 40 tools, 60 cases: node F1 69.5 in 9.9 s a plan, 3 similar 69.4 in 15.2 s.
+        - Over 50 tools the catalog is retrieved per request, so nothing is fixed: 3 similar."""
+        n = len(self.registry)
+        if n > self.retrieve_above:
+            return 0, max(self.n_examples or 3, 3)
+        fixed = self.anchors if self.anchors is not None else (12 if n > self.anchors_above else 0)
+        similar = self.n_examples if self.n_examples is not None else (1 if fixed else 3)
+        return fixed, similar
 
     # -- prompt pieces -------------------------------------------------------------
     def choose_tools(self, request: str, examples: list[Example]) -> list[Tool]:
@@ -184,8 +202,7 @@ class Planner:
         A small catalog goes whole into the system prompt, which stays the same from request to
         request, so llama.cpp reuses its evaluated prefix; a large one is cut down per request and
         shown beside it."""
-        # a retrieved catalog changes per request, so no fixed examples: show 3 chosen ones instead
-        k = self.n_examples if len(self.registry) <= self.retrieve_above else max(self.n_examples, 3)
+        k = self.example_counts()[1]
         examples = self.examples.select(request, k, exclude)
         tools = self.choose_tools(request, examples)
         retrieved = len(tools) < len(self.registry)
@@ -218,7 +235,7 @@ class Planner:
         the system prompt: llama.cpp evaluates them once, not per request."""
         if self._anchor_block is None:
             chosen = cover_examples([e for e in self.examples.examples if e.id not in self._anchor_exclude],
-                                    {t.name for t in self.registry}, self.anchors)
+                                    {t.name for t in self.registry}, self.example_counts()[0])
             self._anchor_block = "".join(
                 f"\n\nExample request: {e.request}\n"
                 + (f"Files: {e.files_line()}\n" if e.files else "")
@@ -272,7 +289,8 @@ class Planner:
             from .stepwise import inputs_for_grammar, plan_stepwise
 
             # a step's JSON is a few dozen tokens plus what it copies from the request (~3.5 chars a token)
-            return plan_stepwise(self.llm, msgs, tools, inputs_for_grammar(files), step_tokens=64 + len(request) // 3)
+            return plan_stepwise(self.llm, msgs, tools, inputs_for_grammar(files), step_tokens=64 + len(request) // 3,
+                                  tool_bias=self.tool_bias)
         return complete_json(self.llm, msgs, schema)
 
 

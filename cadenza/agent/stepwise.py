@@ -16,6 +16,7 @@ may not start with `$` has no JSON-Schema spelling llama.cpp's converter gets ri
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -125,16 +126,64 @@ class StepGrammar:
         return name
 
 
+class ToolNameBias:
+    """A llama.cpp logits processor that weighs the tool-name choice: tool t's probability is
+    multiplied by exp(bias[t]). A name takes several tokens, so each token is shifted by how the
+    mean weight of the names it still allows changes (exact when the names part at one token)."""
+
+    def __init__(self, llama, bias: dict[str, float]):
+        self.llama = llama
+        self.weights = {json.dumps(name) + ",": math.exp(b) for name, b in bias.items()}  # as the grammar writes it
+        self.n_prompt: int | None = None
+        self.token_text: dict[int, str] = {}
+
+    def _text(self, tokens) -> str:
+        return "".join(self._piece(int(t)) for t in tokens)
+
+    def _piece(self, t: int) -> str:
+        if t not in self.token_text:
+            self.token_text[t] = self.llama.detokenize([t]).decode("utf-8", errors="replace")
+        return self.token_text[t]
+
+    def _log_weight(self, prefix: str) -> float | None:
+        ws = [w for s, w in self.weights.items() if s.startswith(prefix) or prefix.startswith(s)]
+        return math.log(sum(ws) / len(ws)) if ws else None
+
+    def __call__(self, input_ids, scores):
+        if self.n_prompt is None:
+            self.n_prompt = len(input_ids)
+        text = self._text(input_ids[self.n_prompt:])
+        at = text.rfind('"tool":')
+        if at < 0:
+            return scores
+        partial = text[at + 7:]
+        if '",' in partial:
+            return scores  # the name is written
+        base = self._log_weight(partial)
+        if base is None:
+            return scores
+        import numpy as np
+
+        top = min(64, len(scores))  # the grammar keeps the choice among the likeliest tokens
+        for t in np.argpartition(scores, -top)[-top:]:
+            w = self._log_weight(partial + self._piece(int(t)))
+            if w is not None:
+                scores[t] += w - base
+        return scores
+
+
 def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, str], *,
-                  step_tokens: int | None = None, max_steps: int = MAX_STEPS) -> tuple[dict, str]:
+                  step_tokens: int | None = None, max_steps: int = MAX_STEPS,
+                  tool_bias: dict[str, float] | None = None) -> tuple[dict, str]:
     """The plan as {"steps": [...]} (or {"steps": [], "reason": ...}) and its raw text, written by
     the embedded LLM one step at a time under a grammar that knows the steps so far.
 
     `step_tokens` caps each step: a step copies at most the request's own text, and a small model
     that falls into repeating itself inside a literal should be stopped early, not at max_tokens."""
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import LlamaGrammar, LogitsProcessorList
 
     by_name = {t.name: t for t in tools}
+    weights = {t.name: tool_bias.get(t.name, 0.0) for t in tools} if tool_bias else None
     known: dict[str, Tool | str] = dict(inputs)
     text = ""
     with model.raw_session(messages) as (llama, prompt):
@@ -144,7 +193,10 @@ def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, st
                 out = llama.create_completion(prompt + text, max_tokens=min(model.max_tokens, step_tokens or 1 << 30),
                                               temperature=0.0,
                                               seed=model.seed,
-                                              grammar=LlamaGrammar.from_string(grammar.text(), verbose=False))
+                                              grammar=LlamaGrammar.from_string(grammar.text(), verbose=False),
+                                              # a new one per call: it reads only what this call writes
+                                              logits_processor=LogitsProcessorList([ToolNameBias(llama, weights)])
+                                              if weights else None)
             except ValueError as e:  # llama.cpp: the prompt no longer fits the context
                 raise LLMError(f"the embedded LLM failed: {str(e).splitlines()[0]}") from None
             piece = out["choices"][0]["text"]

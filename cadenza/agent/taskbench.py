@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -134,3 +136,28 @@ def bench_plan(planner, cases: list[dict], on_case: Callable[[int, dict], None] 
                 on_case(i, row)
         rows.append(row)
     return score(rows)
+
+
+def calibrate(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None,
+              done: dict[str, dict] | None = None) -> tuple[dict[str, float], dict]:
+    """Per-tool weights for `Planner(tool_bias=...)`, measured on a pool of worked examples: each
+    case is planned with itself left out (of the fixed and the chosen examples), and a tool the
+    LLM used more often than the gold plans gets a negative weight, one it missed a positive one.
+    Returns (weights, the pool's scores). Tune on the example pool, never on the scored cases."""
+    rows = []
+    for i, case in enumerate(cases):
+        row = (done or {}).get(str(case.get("id")))
+        if row is None:
+            planner.exclude_from_anchors({str(case.get("id"))})
+            row = plan_case(planner, case)
+            if on_case:
+                on_case(i, row)
+        rows.append(row)
+    return tool_bias_from_rows(rows, [t.name for t in planner.registry]), score(rows)
+
+
+def tool_bias_from_rows(rows: list[dict], tools: list[str], limit: float = 2.0) -> dict[str, float]:
+    """log((gold uses + 1) / (predicted uses + 1)) per tool (counted once a case), within +-limit."""
+    pred = Counter(t for r in rows for t in set(r["pred"]))
+    gold = Counter(t for r in rows for t in set(r["gold"]))
+    return {t: round(max(-limit, min(limit, math.log((gold[_norm(t)] + 1) / (pred[_norm(t)] + 1)))), 3) for t in tools}
