@@ -127,15 +127,24 @@ def bench_plan(planner, cases: list[dict], on_case: Callable[[int, dict], None] 
     """Plan every case (reusing rows in `done`, keyed by case id, from an earlier interrupted run).
     A scored case is never an example, fixed or chosen."""
     planner.exclude_from_anchors({str(c.get("id")) for c in cases})
+    return score(plan_rows(planner, cases, on_case, done))
+
+
+def plan_rows(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None,
+              done: dict[str, dict] | None = None, leave_each_out: bool = False) -> list[dict]:
+    """plan_case for every case not already in `done` (keyed by case id); `leave_each_out` also
+    keeps each case out of the fixed examples while it is planned."""
     rows = []
     for i, case in enumerate(cases):
         row = (done or {}).get(str(case.get("id")))
         if row is None:
+            if leave_each_out:
+                planner.exclude_from_anchors({str(case.get("id"))})
             row = plan_case(planner, case)
             if on_case:
                 on_case(i, row)
         rows.append(row)
-    return score(rows)
+    return rows
 
 
 def calibrate(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None,
@@ -144,15 +153,7 @@ def calibrate(planner, cases: list[dict], on_case: Callable[[int, dict], None] |
     case is planned with itself left out (of the fixed and the chosen examples), and a tool the
     LLM used more often than the gold plans gets a negative weight, one it missed a positive one.
     Returns (weights, the pool's scores). Tune on the example pool, never on the scored cases."""
-    rows = []
-    for i, case in enumerate(cases):
-        row = (done or {}).get(str(case.get("id")))
-        if row is None:
-            planner.exclude_from_anchors({str(case.get("id"))})
-            row = plan_case(planner, case)
-            if on_case:
-                on_case(i, row)
-        rows.append(row)
+    rows = plan_rows(planner, cases, on_case, done, leave_each_out=True)
     return tool_bias_from_rows(rows, [t.name for t in planner.registry]), score(rows)
 
 

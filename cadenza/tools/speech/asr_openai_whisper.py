@@ -60,10 +60,9 @@ def _resolve(model: str | None) -> str:
     name = model or default_model()
     if name is None:
         raise BackendUnavailableError(f"openai-whisper {_check()}")
-    if Path(name).expanduser().is_file():
-        return str(Path(name).expanduser())
-    if (cache_dir() / f"{name}.pt").exists():
-        return name
+    found = checkpoint_file(name)
+    if found is not None:
+        return name if found == cache_dir() / f"{name}.pt" else str(found)  # whisper finds a cached name itself
     raise BackendUnavailableError(f"openai-whisper model '{name}' is neither a checkpoint file nor cached in "
                                   f"{cache_dir()} (this machine cannot download it)")
 

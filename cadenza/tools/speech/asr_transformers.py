@@ -34,8 +34,7 @@ def default_model() -> str | None:
         return env
     for size in PREFERRED:
         for suffix in ("", ".en"):
-            snap = hf_cache() / f"models--openai--whisper-{size}{suffix}" / "snapshots"
-            if snap.is_dir() and any(snap.iterdir()):
+            if cached(f"openai/whisper-{size}{suffix}"):
                 return f"openai/whisper-{size}{suffix}"
     return None
 
