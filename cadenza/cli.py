@@ -154,6 +154,8 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", default=None, help="local (default), local-small, openai:gpt-4o-mini, ollama:qwen2.5, ... "
                                                "(or CADENZA_LLM, or llm= in ~/.config/cadenza/config.toml)")
     p.add_argument("--examples", default=None, help="extra worked examples (JSONL) for the planner")
+    p.add_argument("--tool-bias", default=None, help="JSON file {tool: log-weight} (as 'cadenza bench calibrate' "
+                                                     "writes): the embedded LLM's tool choice is weighed by exp(weight)")
     if not any(a.dest == "json" for a in p._actions):
         p.add_argument("--json", action="store_true")
 
@@ -327,6 +329,10 @@ def _parse_value(raw: str, tag: str) -> Any:
 def _agent(args, **kw):
     from .agent.agent import Agent
 
+    if args.tool_bias:
+        from .tools.registry import default_registry
+
+        kw["tool_bias"] = _read_tool_bias(args.tool_bias, default_registry())
     return Agent(llm=args.llm, examples=args.examples, **kw)
 
 

@@ -347,3 +347,16 @@ def test_example_counts_follow_the_catalog_size():
     assert Planner(ScriptedChatModel([]), tb, pool, retrieve_above=30).example_counts() == (0, 3)  # retrieved
     assert Planner(ScriptedChatModel([]), tb, pool, anchors=4, n_examples=2).example_counts() == (4, 2)
     assert Planner(ScriptedChatModel([]), default_registry(), pool, n_examples=0).example_counts() == (0, 0)
+
+
+def test_plan_and_run_take_tool_weights(tmp_path):
+    from cadenza.cli import _agent, build_parser
+
+    weights = tmp_path / "weights.json"
+    weights.write_text('{"extract_audio": -1.5, "transcribe": 0.5}')
+    args = build_parser().parse_args(["run", "take the sound out", "--tool-bias", str(weights)])
+    assert _agent(args).planner.tool_bias == {"extract_audio": -1.5, "transcribe": 0.5}
+    weights.write_text('{"Video-to-Nothing": 1}')
+    r = cli("plan", "take the sound out", "--tool-bias", weights, "--llm", "openai:gpt-4o-mini", cwd=tmp_path,
+            env={"OPENAI_API_KEY": ""})
+    assert r.returncode == 2 and "no tool 'Video-to-Nothing'" in r.stderr and "Traceback" not in r.stderr
