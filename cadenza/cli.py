@@ -123,11 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded LLM: one JSON-schema grammar for the whole plan instead of step by step")
     b.add_argument("--tool-bias", default=None,
                    help="JSON file {tool: log-weight}: the embedded LLM's tool choice is weighed by exp(weight)")
+    b.add_argument("--step-check", type=float, default=None, metavar="THRESHOLD",
+                   help="embedded LLM: drop plan steps it scores below this as not asked for (bench calibrate "
+                        "measures it)")
     b.add_argument("--max-repairs", type=int, default=2)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench_plan)
     c = bench.add_parser("calibrate", help="measure which tools the LLM over- or under-uses, on a pool of "
-                                           "worked examples; writes weights for bench plan --tool-bias")
+                                           "worked examples; writes weights for --tool-bias and prints the "
+                                           "--step-check threshold")
     c.add_argument("--examples", required=True, help="pool of worked examples, TaskBench JSONL")
     c.add_argument("--tools", required=True, help="tool catalog, TaskBench tools.json")
     c.add_argument("--llm", default=None)
@@ -156,6 +160,9 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", default=None, help="extra worked examples (JSONL) for the planner")
     p.add_argument("--tool-bias", default=None, help="JSON file {tool: log-weight} (as 'cadenza bench calibrate' "
                                                      "writes): the embedded LLM's tool choice is weighed by exp(weight)")
+    p.add_argument("--step-check", type=float, default=None, metavar="THRESHOLD",
+                   help="embedded LLM: drop plan steps it scores below this as not asked for ('cadenza bench "
+                        "calibrate' measures it)")
     if not any(a.dest == "json" for a in p._actions):
         p.add_argument("--json", action="store_true")
 
@@ -333,6 +340,8 @@ def _agent(args, **kw):
         from .tools.registry import default_registry
 
         kw["tool_bias"] = _read_tool_bias(args.tool_bias, default_registry())
+    if args.step_check is not None:
+        kw["step_check"] = args.step_check
     return Agent(llm=args.llm, examples=args.examples, **kw)
 
 
@@ -418,7 +427,7 @@ def cmd_bench_plan(args) -> int:
     examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
     planner = Planner(get_chat_model(args.llm), registry, examples, n_examples=args.n_examples, top_k=args.top_k,
                       retrieve_above=args.retrieve_above, example_style=args.example_style, stepwise=args.stepwise,
-                      max_repairs=args.max_repairs, anchors=args.anchors,
+                      max_repairs=args.max_repairs, anchors=args.anchors, step_check=args.step_check,
                       tool_bias=_read_tool_bias(args.tool_bias, registry) if args.tool_bias else None)
     done, on_case = _case_log(args.log, len(cases), args.json)
     if cases:  # load the models and evaluate the fixed prompt prefix once, outside the timings
@@ -442,10 +451,10 @@ def cmd_bench_calibrate(args) -> int:
     cases = read_cases(args.examples)
     planner = Planner(get_chat_model(args.llm), registry, ExamplePool.from_file(args.examples, registry))
     done, on_case = _case_log(args.log, len(cases), args.json)
-    bias, scores = calibrate(planner, cases, on_case, done)
+    bias, threshold, scores = calibrate(planner, cases, on_case, done)
     if args.out:
         Path(args.out).write_text(json.dumps(bias, indent=1) + "\n")
-    print(json.dumps({"tool_bias": bias, "pool": scores}))
+    print(json.dumps({"tool_bias": bias, "step_check": threshold, "pool": scores}))
     return 0
 
 

@@ -255,12 +255,13 @@ def test_calibrate_leaves_each_example_out_and_weighs_tools_by_how_often_they_we
         return reply
 
     with ScriptedChatModel([only_others(cases[0]), only_others(cases[1])]) as llm:
-        bias, scores = calibrate(Planner(llm, reg, pool), cases)
+        bias, threshold, scores = calibrate(Planner(llm, reg, pool), cases)
     # Video Synchronization: used twice, right once -> log(2/3); Video-to-Audio missed once -> log(2/1)
     assert bias["Video Synchronization"] == pytest.approx(-0.405, abs=1e-3)
     assert bias["Video-to-Audio"] == pytest.approx(0.693, abs=1e-3)
     assert bias["Text Summarizer"] == 0 and set(bias) == {t.name for t in reg}
     assert scores["n"] == 2 and scores["n_f1"] == 50.0
+    assert threshold is None  # only the embedded LLM scores steps
 
 
 def test_tool_bias_file_errors_are_one_line(tmp_path):

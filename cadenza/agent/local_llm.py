@@ -137,7 +137,7 @@ class LocalChatModel(BaseChatModel):
         chat template), for a caller that steers decoding itself (see stepwise.py). The evaluated
         system prompt is kept on disk, so a new process does not evaluate it again."""
         with self._lock, self._llama() as llama:
-            prompt = chat_prompt(llama, _chat(messages))
+            prompt = chat_prompt(llama, _chat(messages)) if messages else ""
             if messages and messages[0].type == "system":
                 head = chat_prompt(llama, _chat(messages[:1]))
                 restore_prefix(llama, prompt, os.path.commonprefix([head, prompt]), self.model_file)

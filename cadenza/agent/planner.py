@@ -12,6 +12,8 @@
    tool's arguments are its own), wherever the backend supports it. The embedded model writes
    step by step under a grammar that also type-checks references (stepwise.py).
 4. Validate with the core validator; on problems, give them back to the LLM (bounded).
+5. Optionally (`step_check`, embedded LLM), ask the LLM afresh whether the request needs each
+   step, and drop those it doubts (step_check.py).
 """
 
 from __future__ import annotations
@@ -142,13 +144,18 @@ class PlanOutcome:
     tools_shown: list[str] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
+    step_scores: dict[str, float] = field(default_factory=dict)  # tool -> step-check log-odds (step_check.py)
+    dropped: list[str] = field(default_factory=list)  # step ids the step check took out
+    unchecked: Plan | None = None  # the plan before the step check dropped steps
+    check_seconds: float = 0.0
 
 
 class Planner:
     def __init__(self, llm, registry: Registry, examples: ExamplePool | None = None, *, n_examples: int | None = None,
                  retrieve_above: int = 50, top_k: int = 8, max_repairs: int = 2, embedder: Embedder | None = None,
                  example_style: str = "turns", stepwise: bool = True, anchors: int | None = None,
-                 anchors_above: int = 20, tool_bias: dict[str, float] | None = None):
+                 anchors_above: int = 20, tool_bias: dict[str, float] | None = None,
+                 step_check: float | None = None):
         self.llm = llm
         self.registry = registry
         self.embedder = embedder or (examples.embedder if examples else default_embedder())
@@ -167,6 +174,9 @@ class Planner:
         # Embedded LLM only: tool t's probability at the tool-name choice is weighed by exp(tool_bias[t]),
         # to correct the tools a small model over- or under-uses (taskbench.calibrate measures them).
         self.tool_bias = tool_bias
+        # Embedded LLM only: after a plan of 2+ steps, drop the steps whose "did the request ask for
+        # this?" log-odds fall below this threshold (step_check.py; -inf scores them and drops none).
+        self.step_check = step_check
 
     def example_counts(self) -> tuple[int, int]:
         """(fixed examples in the system prompt, similar examples per request), by catalog size.
@@ -270,7 +280,8 @@ class Planner:
                 if not plan.steps:
                     outcome.reason = str(data.get("reason") or "no listed tool can do this")
                     return outcome
-                outcome.plan = plan
+                outcome.plan = self.check_steps(request, plan, outcome)
+                outcome.seconds = time.monotonic() - start
                 return outcome
             outcome.problems.append(problems)
             msgs = msgs + [AIMessage(raw or "{}"),
@@ -280,6 +291,24 @@ class Planner:
                         + outcome.problems[-1][1:])
         err.last_plan = plan  # what it last proposed: the benchmark scores it, nothing runs it
         raise err
+
+    def check_steps(self, request: str, plan: Plan, outcome: PlanOutcome) -> Plan:
+        """The plan without the steps the step check finds the request did not ask for (embedded LLM)."""
+        from .local_llm import LocalChatModel
+
+        if self.step_check is None or len(plan.steps) < 2 or not isinstance(self.llm, LocalChatModel):
+            return plan
+        from .step_check import drop_steps, step_scores
+
+        start = time.monotonic()
+        outcome.step_scores = step_scores(self.llm, request, plan, self.registry)
+        low = {t for t, s in outcome.step_scores.items() if s < self.step_check}
+        if low == set(outcome.step_scores):  # never all: keep the tool the check likes best
+            low.discard(max(outcome.step_scores, key=outcome.step_scores.get))
+        checked, outcome.dropped = drop_steps(plan, low, self.registry)
+        outcome.unchecked = plan if outcome.dropped else None
+        outcome.check_seconds = time.monotonic() - start
+        return checked
 
     def ask(self, msgs: list, tools: list[Tool], files: dict[str, Media], schema: dict,
             request: str) -> tuple[dict, str]:

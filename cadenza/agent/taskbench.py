@@ -90,7 +90,7 @@ def plan_case(planner, case: dict) -> dict:
 
     gn, ge = gold_sets(case)
     start = time.monotonic()
-    plan, attempts, err, valid = None, None, None, False
+    plan, attempts, err, valid, out = None, None, None, False, None
     try:
         out = planner.plan(case["instruction"], exclude={str(case.get("id"))})
         plan, attempts, valid = out.plan, out.attempts, out.plan is not None
@@ -102,9 +102,16 @@ def plan_case(planner, case: dict) -> dict:
         err = str(e)
     pn = sorted({_norm(s.tool) for s in plan.steps}) if plan else []
     pe = sorted({(_norm(a), _norm(b)) for a, b in plan_edges(plan)}) if plan else []
-    return {"id": case.get("id"), "type": case.get("type"), "valid": valid, "pred": pn, "gold": sorted(gn),
-            "pred_edges": pe, "gold_edges": sorted(ge), "seconds": round(time.monotonic() - start, 2),
-            "attempts": attempts, "error": err}
+    row = {"id": case.get("id"), "type": case.get("type"), "valid": valid, "pred": pn, "gold": sorted(gn),
+           "pred_edges": pe, "gold_edges": sorted(ge), "seconds": round(time.monotonic() - start, 2),
+           "attempts": attempts, "error": err}
+    if out is not None and out.step_scores:  # the step check ran: its scores, its time, the plan before it
+        row["step_scores"] = {_norm(t): round(v, 3) for t, v in out.step_scores.items()}
+        row["check_seconds"] = round(out.check_seconds, 2)
+        if out.unchecked is not None:
+            row["unchecked"] = {"pred": sorted({_norm(s.tool) for s in out.unchecked.steps}),
+                                "pred_edges": sorted({(_norm(a), _norm(b)) for a, b in plan_edges(out.unchecked)})}
+    return row
 
 
 def score(rows: list[dict]) -> dict:
@@ -148,13 +155,39 @@ def plan_rows(planner, cases: list[dict], on_case: Callable[[int, dict], None] |
 
 
 def calibrate(planner, cases: list[dict], on_case: Callable[[int, dict], None] | None = None,
-              done: dict[str, dict] | None = None) -> tuple[dict[str, float], dict]:
-    """Per-tool weights for `Planner(tool_bias=...)`, measured on a pool of worked examples: each
-    case is planned with itself left out (of the fixed and the chosen examples), and a tool the
-    LLM used more often than the gold plans gets a negative weight, one it missed a positive one.
-    Returns (weights, the pool's scores). Tune on the example pool, never on the scored cases."""
+              done: dict[str, dict] | None = None) -> tuple[dict[str, float], float | None, dict]:
+    """Per-tool weights for `Planner(tool_bias=...)` and a threshold for `Planner(step_check=...)`,
+    measured on a pool of worked examples: each case is planned with itself left out (of the fixed
+    and the chosen examples). A tool the LLM used more often than the gold plans gets a negative
+    weight, one it missed a positive one; the threshold is the one under which dropping steps
+    scores best on the pool (None when the LLM gives no step scores: only the embedded one does).
+    Returns (weights, threshold, the pool's scores). Tune on the example pool, never on the scored cases."""
+    if planner.step_check is None:
+        planner.step_check = -math.inf  # score every step, drop none
     rows = plan_rows(planner, cases, on_case, done, leave_each_out=True)
-    return tool_bias_from_rows(rows, [t.name for t in planner.registry]), score(rows)
+    return tool_bias_from_rows(rows, [t.name for t in planner.registry]), step_check_from_rows(rows), score(rows)
+
+
+def step_check_from_rows(rows: list[dict]) -> float | None:
+    """The step-check threshold under which the rows' node F1 is best (ties: the lower, which drops less)."""
+    scores = sorted({v for r in rows for v in (r.get("step_scores") or {}).values()})
+    if not scores:
+        return None
+    cuts = [scores[0] - 1] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [scores[-1] + 1]
+    return round(max(cuts, key=lambda c: (checked_f1(rows, c), -c)), 3)
+
+
+def checked_f1(rows: list[dict], threshold: float) -> float:
+    """Node F1 of the rows if the steps scored below `threshold` had been dropped (never all)."""
+    tp = n_pred = n_gold = 0
+    for r in rows:
+        pred, gold, checked = set(r["pred"]), set(r["gold"]), r.get("step_scores") or {}
+        low = {t for t in pred if checked.get(t, math.inf) < threshold}
+        if low == pred:
+            low.discard(max(pred, key=lambda t: checked.get(t, math.inf)))
+        pred -= low
+        tp, n_pred, n_gold = tp + len(pred & gold), n_pred + len(pred), n_gold + len(gold)
+    return f1(tp, n_pred, n_gold)
 
 
 def tool_bias_from_rows(rows: list[dict], tools: list[str], limit: float = 2.0) -> dict[str, float]:
