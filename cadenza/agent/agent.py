@@ -221,5 +221,8 @@ def _llm_name(llm) -> str:
 
 
 def _planning_record(o: PlanOutcome) -> dict:
-    return {"attempts": o.attempts, "seconds": round(o.seconds, 3), "problems": o.problems,
-            "tools_shown": o.tools_shown, "examples": o.examples}
+    record = {"attempts": o.attempts, "seconds": round(o.seconds, 3), "problems": o.problems,
+              "tools_shown": o.tools_shown, "examples": o.examples}
+    if o.step_scores:  # the step check ran: what it thought of each tool, and which steps it dropped
+        record["step_check"] = {"scores": {t: round(v, 3) for t, v in o.step_scores.items()}, "dropped": o.dropped}
+    return record

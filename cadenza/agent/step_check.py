@@ -39,7 +39,7 @@ def step_scores(model, request: str, plan: Plan, registry: Registry) -> dict[str
         no = [_first_token(llama, w) for w in ("no", "No")]
         for name in names:
             question = (template.replace("{request}", request).replace("{tools}", ", ".join(names))
-                        .replace("{tool}", name).replace("{description}", registry.get(name).description))
+                        .replace("{tool}", name).replace("{description}", _first_sentence(registry.get(name).description)))
             prompt = chat_prompt(llama, [{"role": "system", "content": _SYSTEM},
                                          {"role": "user", "content": question.strip()}])
             first: list = []
@@ -109,6 +109,12 @@ def _ref_tag(plan: Plan, ref, registry: Registry) -> str | None:
     if ref.field:
         return tool.outputs.get(ref.field)
     return next(iter(tool.outputs.values())) if len(tool.outputs) == 1 else tool.whole_output_tag
+
+
+def _first_sentence(text: str) -> str:
+    """A long description costs tokens: its first sentence (a one-sentence description is kept whole)."""
+    head = text.split(". ")[0]
+    return head if head == text else head + "."
 
 
 def _first_token(llama, word: str) -> int:
