@@ -21,8 +21,7 @@ def to_mermaid(plan: Plan, registry: Registry) -> str:
                 else:
                     src = ref.source
                     t = tools.get(ref.source)
-                    data = (t.outputs.get(ref.field or "", None) or
-                            (next(iter(t.outputs.values())) if t and len(t.outputs) == 1 else t.whole_output_tag)) if t else "?"
+                    data = (t.output_tag(ref.field) or t.output_tag()) if t else "?"
                 lines.append(f'    {src} -->|"{_esc(arg)}: {_esc(str(data))}"| {s.id}')
     return "\n".join(lines)
 

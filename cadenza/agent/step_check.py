@@ -106,9 +106,7 @@ def _ref_tag(plan: Plan, ref, registry: Registry) -> str | None:
         tool = registry.get(plan.step(ref.source).tool)
     except KeyError:
         return None
-    if ref.field:
-        return tool.outputs.get(ref.field)
-    return next(iter(tool.outputs.values())) if len(tool.outputs) == 1 else tool.whole_output_tag
+    return tool.output_tag(ref.field)
 
 
 def _first_sentence(text: str) -> str:

@@ -52,10 +52,8 @@ def ref_options(known: dict[str, Tool | str]) -> list[tuple[str, str]]:
         if isinstance(src, str):  # a user file: its type tag
             out.append((f"${name}", src))
             continue
-        if len(src.outputs) == 1:
-            out.append((f"${name}", next(iter(src.outputs.values()))))
-        else:
-            out.append((f"${name}", src.whole_output_tag))
+        out.append((f"${name}", src.output_tag()))
+        if len(src.outputs) > 1:
             out.extend((f"${name}.{field}", tag) for field, tag in src.outputs.items())
     return out
 

@@ -63,15 +63,11 @@ def validate_plan(plan: Plan, registry: Registry) -> list[str]:
         src = tools.get(ref.source)
         if src is None:
             return None  # unknown tool: already reported
-        if ref.field is None:
-            if len(src.outputs) == 1:
-                return next(iter(src.outputs.values()))
-            return src.whole_output_tag
-        if ref.field not in src.outputs:
+        tag = src.output_tag(ref.field)
+        if tag is None:
             problems.append(f"{where}: step '{ref.source}' ({src.name}) has no output '{ref.field}' "
                             f"(it has: {', '.join(src.outputs)})")
-            return None
-        return src.outputs[ref.field]
+        return tag
 
     for step in plan.steps:
         t = tools.get(step.id)

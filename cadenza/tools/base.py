@@ -165,6 +165,13 @@ class Tool:
                 schema["properties"][name]["description"] = p.description
         return schema
 
+    def output_tag(self, field: str | None = None) -> str | None:
+        """Type tag of `$step.field`, or of the whole output `$step` (its only output's type, or the
+        model class of several); None for a field the tool does not have."""
+        if field is not None:
+            return self.outputs.get(field)
+        return next(iter(self.outputs.values())) if len(self.outputs) == 1 else self.whole_output_tag
+
     def output_schema(self) -> dict:
         return {n: {"type": t} for n, t in self.outputs.items()}
 
