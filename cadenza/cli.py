@@ -121,11 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 12 for a catalog of 21-50 tools, else none)")
     b.add_argument("--no-stepwise", dest="stepwise", action="store_false",
                    help="embedded LLM: one JSON-schema grammar for the whole plan instead of step by step")
-    b.add_argument("--tool-bias", default=None,
-                   help="JSON file {tool: log-weight}: the embedded LLM's tool choice is weighed by exp(weight)")
-    b.add_argument("--step-check", type=float, default=None, metavar="THRESHOLD",
-                   help="embedded LLM: drop plan steps it scores below this as not asked for (bench calibrate "
-                        "measures it)")
+    _tuning_options(b)
     b.add_argument("--max-repairs", type=int, default=2)
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench_plan)
@@ -158,13 +154,18 @@ def _agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", default=None, help="local (default), local-small, openai:gpt-4o-mini, ollama:qwen2.5, ... "
                                                "(or CADENZA_LLM, or llm= in ~/.config/cadenza/config.toml)")
     p.add_argument("--examples", default=None, help="extra worked examples (JSONL) for the planner")
+    _tuning_options(p)
+    if not any(a.dest == "json" for a in p._actions):
+        p.add_argument("--json", action="store_true")
+
+
+def _tuning_options(p: argparse.ArgumentParser) -> None:
+    """The embedded LLM's corrections that 'cadenza bench calibrate' measures on a pool of examples."""
     p.add_argument("--tool-bias", default=None, help="JSON file {tool: log-weight} (as 'cadenza bench calibrate' "
                                                      "writes): the embedded LLM's tool choice is weighed by exp(weight)")
     p.add_argument("--step-check", type=float, default=None, metavar="THRESHOLD",
                    help="embedded LLM: drop plan steps it scores below this as not asked for ('cadenza bench "
                         "calibrate' measures it)")
-    if not any(a.dest == "json" for a in p._actions):
-        p.add_argument("--json", action="store_true")
 
 
 def _version() -> str:

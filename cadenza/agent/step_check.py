@@ -30,6 +30,7 @@ def step_scores(model, request: str, plan: Plan, registry: Registry) -> dict[str
     The plan is shown as its sorted tool names, so a score does not depend on step order, and a
     tool used twice is asked about once. The prompts share their head, which llama.cpp evaluates once."""
     from .local_llm import chat_prompt
+    from .planner import render
 
     names = sorted({s.tool for s in plan.steps})
     template = load_prompt("step_check.md")
@@ -38,10 +39,9 @@ def step_scores(model, request: str, plan: Plan, registry: Registry) -> dict[str
         yes = [_first_token(llama, w) for w in ("yes", "Yes")]
         no = [_first_token(llama, w) for w in ("no", "No")]
         for name in names:
-            question = (template.replace("{request}", request).replace("{tools}", ", ".join(names))
-                        .replace("{tool}", name).replace("{description}", _first_sentence(registry.get(name).description)))
-            prompt = chat_prompt(llama, [{"role": "system", "content": _SYSTEM},
-                                         {"role": "user", "content": question.strip()}])
+            question = render(template, request=request, tools=", ".join(names), tool=name,
+                              description=_first_sentence(registry.get(name).description))
+            prompt = chat_prompt(llama, [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": question}])
             first: list = []
 
             def capture(input_ids, logits):

@@ -100,17 +100,17 @@ def plan_case(planner, case: dict) -> dict:
         err, plan = str(e), getattr(e, "last_plan", None)
     except LLMError as e:  # no parsable reply at all: an empty prediction
         err = str(e)
-    pn = sorted({_norm(s.tool) for s in plan.steps}) if plan else []
-    pe = sorted({(_norm(a), _norm(b)) for a, b in plan_edges(plan)}) if plan else []
-    row = {"id": case.get("id"), "type": case.get("type"), "valid": valid, "pred": pn, "gold": sorted(gn),
-           "pred_edges": pe, "gold_edges": sorted(ge), "seconds": round(time.monotonic() - start, 2),
-           "attempts": attempts, "error": err}
+    def predicted(plan) -> dict:  # what TaskBench scores of a plan: its tool names and links
+        return {"pred": sorted({_norm(s.tool) for s in plan.steps}) if plan else [],
+                "pred_edges": sorted({(_norm(a), _norm(b)) for a, b in plan_edges(plan)}) if plan else []}
+
+    row = {"id": case.get("id"), "type": case.get("type"), "valid": valid, **predicted(plan), "gold": sorted(gn),
+           "gold_edges": sorted(ge), "seconds": round(time.monotonic() - start, 2), "attempts": attempts, "error": err}
     if out is not None and out.step_scores:  # the step check ran: its scores, its time, the plan before it
         row["step_scores"] = {_norm(t): round(v, 3) for t, v in out.step_scores.items()}
         row["check_seconds"] = round(out.check_seconds, 2)
         if out.unchecked is not None:
-            row["unchecked"] = {"pred": sorted({_norm(s.tool) for s in out.unchecked.steps}),
-                                "pred_edges": sorted({(_norm(a), _norm(b)) for a, b in plan_edges(out.unchecked)})}
+            row["unchecked"] = predicted(out.unchecked)
     return row
 
 
