@@ -153,3 +153,29 @@ def test_tool_name_bias_weighs_only_the_tool_name_tokens():
     assert s[5] - s[3] == pytest.approx(1.0)
     # the name is written: nothing more to weigh
     assert not bias(np.array(prompt + [0, 1, 2, 3, 4]), zeros()).any()
+
+
+def test_greedy_grammar_writes_what_the_full_grammar_sampler_writes():
+    """GreedyGrammar checks the model's best token first and the vocabulary only when the grammar
+    rejects it; the text must be the same as llama.cpp's grammar sampler gives, including where the
+    model's own choice is forbidden (here: it would answer in words, the grammar wants a number list)."""
+    from llama_cpp import LlamaGrammar, LogitsProcessorList
+
+    from cadenza.agent.llm import get_chat_model
+    from cadenza.agent.stepwise import GreedyGrammar, StepGrammar
+
+    model = get_chat_model("local")
+    grammar = 'root ::= "[" num ("," num){2,5} "]"\nnum ::= [1-9] [0-9]?'
+    tools = list(default_registry())
+    step = StepGrammar(1, tools, {"clip": "video"}).text()
+    prompts = [("Name three colours of the rainbow.", grammar),
+               ("Plan: transcribe $clip, then translate the transcript into German.", step)]
+    with model.raw_session([]) as (llama, _):
+        for prompt, gbnf in prompts:
+            full = llama.create_completion(prompt, max_tokens=48, temperature=0.0,
+                                           grammar=LlamaGrammar.from_string(gbnf, verbose=False))
+            lazy = GreedyGrammar(llama, gbnf)
+            greedy = llama.create_completion(prompt, max_tokens=48, temperature=0.0,
+                                             logits_processor=LogitsProcessorList([lazy]))
+            assert greedy["choices"][0]["text"] == full["choices"][0]["text"]
+            assert lazy.rejected > 0  # the slow path ran at least once (the grammar overruled the model)
