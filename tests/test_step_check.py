@@ -58,7 +58,6 @@ def test_embedded_llm_drops_a_step_nobody_asked_for():
 
     request = ("Summarize this text for me: 'The city council met on Monday and agreed to build a new park "
                "by the river, with a playground, a skate area and two football pitches, to open next summer.'")
-    p = plan(("Text Summarizer", {"text": request}), ("Video Search", {"text": "$s1"}))
-    scores = step_scores(get_chat_model("local"), request, p, REG)
+    scores = step_scores(get_chat_model("local"), request, ["Text Summarizer", "Video Search"], REG)
     assert set(scores) == {"Text Summarizer", "Video Search"}
     assert scores["Text Summarizer"] > scores["Video Search"]

@@ -301,7 +301,7 @@ class Planner:
         from .step_check import drop_steps, step_scores
 
         start = time.monotonic()
-        outcome.step_scores = step_scores(self.llm, request, plan, self.registry)
+        outcome.step_scores = step_scores(self.llm, request, [s.tool for s in plan.steps], self.registry)
         low = {t for t, s in outcome.step_scores.items() if s < self.step_check}
         if low == set(outcome.step_scores):  # never all: keep the tool the check likes best
             low.discard(max(outcome.step_scores, key=outcome.step_scores.get))
