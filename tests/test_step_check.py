@@ -61,3 +61,34 @@ def test_embedded_llm_drops_a_step_nobody_asked_for():
     scores = step_scores(get_chat_model("local"), request, ["Text Summarizer", "Video Search"], REG)
     assert set(scores) == {"Text Summarizer", "Video Search"}
     assert scores["Text Summarizer"] > scores["Video Search"]
+
+
+def test_rescore_script_scores_a_logged_run_again(tmp_path):
+    """benchmarks/rescore_step_check.py: plans of two or more tools get fresh scores (an earlier
+    check's drops undone), a one-tool plan none, and the threshold comes from the new scores."""
+    pytest.importorskip("llama_cpp")
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    summary = "Summarize this text: 'The council agreed to build a new park by the river next summer.'"
+    cases = [{"id": "a", "instruction": summary}, {"id": "b", "instruction": "Search for videos of red pandas."}]
+    rows = [{"id": "a", "pred": ["Text Summarizer"], "pred_edges": [], "gold": ["Text Summarizer"],
+             "step_scores": {"Text Summarizer": 9.0, "Video Search": -9.0}, "check_seconds": 1.0,
+             "unchecked": {"pred": ["Text Summarizer", "Video Search"], "pred_edges": [["Text Summarizer", "Video Search"]]}},
+            {"id": "b", "pred": ["Video Search"], "pred_edges": [], "gold": ["Video Search"]}]
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = subprocess.run([sys.executable, str(root / "benchmarks/rescore_step_check.py"), "--log", str(tmp_path / "log.jsonl"),
+                          "--cases", str(tmp_path / "cases.jsonl"), "--tools", str(root / "tests/data/taskbench/tools.json"),
+                          "--out", str(tmp_path / "new.jsonl")], capture_output=True, text=True, check=True)
+    summary_line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary_line["rows"] == 2 and summary_line["scored"] == 1
+    new = [json.loads(line) for line in (tmp_path / "new.jsonl").read_text().splitlines()]
+    assert new[0]["pred"] == ["Text Summarizer", "Video Search"] and "unchecked" not in new[0]
+    assert set(new[0]["step_scores"]) == {"Text Summarizer", "Video Search"} and new[0]["step_scores"]["Text Summarizer"] != 9.0
+    assert "step_scores" not in new[1]
+    # dropping the search the request never asked for is what scores best on these rows
+    assert new[0]["step_scores"]["Video Search"] < summary_line["threshold"] <= new[0]["step_scores"]["Text Summarizer"]
+    assert summary_line["n_f1_checked"] == 100.0
