@@ -3,7 +3,7 @@
 A small model writing a plan adds steps nobody asked for (a Text Simplifier after a summary, a
 Keyword Extractor before a search), and once it has written them it defends them: asked in the
 planning context, "is this step needed?" separates needed from unneeded steps barely better than
-chance (ROC AUC 0.60 after the plan, 0.70 before it). Asked afresh, with only the request and the
+chance (ROC AUC 0.60 after the plan, 0.68 before it). Asked afresh, with only the request and the
 one step's tool and description, the same model separates them well (TaskBench, 229 steps: 0.85).
 So after a plan of two or more steps, each step gets a score: the log-odds of "yes" over "no" as
 the answer's first token. Steps below a threshold are dropped, their consumers rewired to the
