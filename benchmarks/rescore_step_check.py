@@ -3,8 +3,8 @@
 The step check's score for a tool depends only on the request and that tool, so after a change
 to its prompt (cadenza/prompts/step_check.md) the scores of a log's plans can be computed afresh:
 every row whose plan has two or more tools gets new `step_scores` (rows come back as the plans
-before any earlier check). Prints the threshold under
-which the rows score best and the node F1 with and without that check, and writes the rows back.
+before any earlier check). Prints the threshold under which the rows score best and the node F1
+with and without that check, and writes the rows back.
 
     python benchmarks/rescore_step_check.py --log benchmarks/taskbench-calibrate.jsonl \
         --cases ex.jsonl --tools tools.json [--out NEW.jsonl]

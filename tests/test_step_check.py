@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cadenza.agent.plan import Plan
-from cadenza.agent.step_check import drop_steps
+from cadenza.agent.step_check import drop_steps, low_scored
 from cadenza.agent.taskbench import catalog_registry, checked_f1, step_check_from_rows
 from cadenza.agent.validate import validate_plan
 
@@ -49,6 +49,10 @@ def test_the_threshold_is_the_one_that_scores_best_on_the_rows():
     assert checked_f1(rows, 0.5) == 100.0
     assert 0.2 < step_check_from_rows(rows) < 0.8
     assert step_check_from_rows([{"pred": ["A"], "gold": ["A"]}]) is None
+    # a case with no prediction at all (no parsable plan) counts its gold tools as missed
+    assert checked_f1(rows + [{"pred": [], "gold": ["Text Search"]}], 0.5) == pytest.approx(200 * 1 * 4 / 5 / (1 + 4 / 5))
+    # every tool low: the best-scored one stays
+    assert low_scored({"A": 0.1, "B": 0.3}, 0.5) == {"A"} and low_scored({}, 0.5) == set()
 
 
 def test_embedded_llm_drops_a_step_nobody_asked_for():

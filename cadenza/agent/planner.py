@@ -298,14 +298,11 @@ class Planner:
 
         if self.step_check is None or len(plan.steps) < 2 or not isinstance(self.llm, LocalChatModel):
             return plan
-        from .step_check import drop_steps, step_scores
+        from .step_check import drop_steps, low_scored, step_scores
 
         start = time.monotonic()
         outcome.step_scores = step_scores(self.llm, request, [s.tool for s in plan.steps], self.registry)
-        low = {t for t, s in outcome.step_scores.items() if s < self.step_check}
-        if low == set(outcome.step_scores):  # never all: keep the tool the check likes best
-            low.discard(max(outcome.step_scores, key=outcome.step_scores.get))
-        checked, outcome.dropped = drop_steps(plan, low, self.registry)
+        checked, outcome.dropped = drop_steps(plan, low_scored(outcome.step_scores, self.step_check), self.registry)
         outcome.unchecked = plan if outcome.dropped else None
         outcome.check_seconds = time.monotonic() - start
         return checked

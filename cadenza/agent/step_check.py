@@ -59,6 +59,15 @@ def step_scores(model, request: str, tools: Iterable[str], registry: Registry) -
     return scores
 
 
+def low_scored(scores: dict[str, float], threshold: float) -> set[str]:
+    """The tools scored below `threshold`, never all of them: if every one is low, the one the
+    check likes best stays."""
+    low = {t for t, s in scores.items() if s < threshold}
+    if scores and low == set(scores):
+        low.discard(max(scores, key=scores.get))
+    return low
+
+
 def drop_steps(plan: Plan, tools: set[str], registry: Registry) -> tuple[Plan, list[str]]:
     """The plan without the steps of these tools (their consumers take the dropped step's input
     instead), and the ids dropped. Each drop is kept only if the plan still validates; at least

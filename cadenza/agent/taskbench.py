@@ -19,6 +19,7 @@ from ..errors import InputError, PlanError, ToolError
 from ..media import Audio, Image, Video
 from ..tools.base import Backend, FunctionTool, Tool
 from ..tools.registry import Registry
+from .step_check import low_scored
 
 TYPES = {"text": str, "url": str, "image": Image, "audio": Audio, "video": Video}
 
@@ -178,14 +179,12 @@ def step_check_from_rows(rows: list[dict]) -> float | None:
 
 
 def checked_f1(rows: list[dict], threshold: float) -> float:
-    """Node F1 of the rows if the steps scored below `threshold` had been dropped (never all)."""
+    """Node F1 of the rows if the steps scored below `threshold` had been dropped (never all), by
+    the rule the planner's step check follows."""
     tp = n_pred = n_gold = 0
     for r in rows:
         pred, gold, checked = set(r["pred"]), set(r["gold"]), r.get("step_scores") or {}
-        low = {t for t in pred if checked.get(t, math.inf) < threshold}
-        if low == pred:
-            low.discard(max(pred, key=lambda t: checked.get(t, math.inf)))
-        pred -= low
+        pred -= low_scored({t: checked.get(t, math.inf) for t in pred}, threshold)  # an unscored tool stays
         tp, n_pred, n_gold = tp + len(pred & gold), n_pred + len(pred), n_gold + len(gold)
     return f1(tp, n_pred, n_gold)
 
