@@ -192,7 +192,7 @@ def cmd_tools_list(args) -> int:
     table.add_column("signature")
     table.add_column("description")
     for t in reg:
-        table.add_row(t.name, escape(t.signature_line()), escape(_first_sentence(t.description)))
+        table.add_row(t.name, escape(t.signature_line()), escape(t.summary()))
     Console(width=160).print(table)
     return 0
 
@@ -505,10 +505,6 @@ def cmd_doctor(args) -> int:
 
     print_report(rep)
     return 0
-
-
-def _first_sentence(text: str) -> str:
-    return text.split(". ")[0].rstrip(".")
 
 
 if __name__ == "__main__":

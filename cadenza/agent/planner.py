@@ -337,8 +337,7 @@ def catalog(tools: list[Tool]) -> str:
     """One line a tool: `name(arg: type, opt?: type) -> type: description` (first sentence)."""
     lines = []
     for t in tools:
-        desc = t.description.split(". ")[0].rstrip(".")
-        lines.append(f"- {t.signature_line()}: {desc}")
+        lines.append(f"- {t.signature_line()}: {t.summary()}")
     return "\n".join(lines)
 
 

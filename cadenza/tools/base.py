@@ -165,6 +165,10 @@ class Tool:
                 schema["properties"][name]["description"] = p.description
         return schema
 
+    def summary(self) -> str:
+        """The description's first sentence, without its period: one line in a catalog or a table."""
+        return self.description.split(". ")[0].rstrip(".")
+
     def output_tag(self, field: str | None = None) -> str | None:
         """Type tag of `$step.field`, or of the whole output `$step` (its only output's type, or the
         model class of several); None for a field the tool does not have."""
