@@ -14,8 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cadenza.agent.llm import get_chat_model  # noqa: E402
-from cadenza.agent.planner import ExamplePool, Planner  # noqa: E402
+from cadenza.llm.chat import get_chat_model  # noqa: E402
+from cadenza.agent.examples import ExamplePool  # noqa: E402
+from cadenza.agent.planner import Planner  # noqa: E402
 from cadenza.agent.taskbench import score  # noqa: E402
 from cadenza.errors import CadenzaError  # noqa: E402
 from cadenza.media import Audio, Image, Video  # noqa: E402

@@ -40,10 +40,10 @@ import wave
 from pathlib import Path
 
 from cadenza import Audio, Registry, ToolContext, Workspace, tool
-from cadenza.agent.cache import StepCache
-from cadenza.agent.executor import Executor
-from cadenza.agent.plan import Plan, Step
-from cadenza.agent.runners import SequentialRunner, ThreadRunner
+from cadenza.engine.cache import StepCache
+from cadenza.engine.executor import Executor
+from cadenza.engine.plan import Plan, Step
+from cadenza.engine.runners import SequentialRunner, ThreadRunner
 
 TARGETS = {
     "critical_path_ratio": 1.10,  # at most

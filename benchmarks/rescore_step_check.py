@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from cadenza.agent.llm import get_chat_model
+from cadenza.llm.chat import get_chat_model
 from cadenza.agent.step_check import step_scores
 from cadenza.agent.taskbench import catalog_registry, checked_f1, read_cases, step_check_from_rows
 

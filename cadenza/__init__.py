@@ -19,13 +19,13 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # The agent package imports the built-in tools; load it only when asked for.
+    # The engine is loaded only when asked for: `import cadenza` stays fast for a plugin.
     lazy = {"Plan": "plan", "Step": "plan", "Executor": "executor", "RunResult": "executor", "Event": "executor",
             "load_workflow": "workflow", "run_workflow": "workflow", "check_plan": "validate"}
     if name in lazy:
         import importlib
 
-        return getattr(importlib.import_module(f"cadenza.agent.{lazy[name]}"), name)
+        return getattr(importlib.import_module(f"cadenza.engine.{lazy[name]}"), name)
     raise AttributeError(f"module 'cadenza' has no attribute '{name}'")
 
 

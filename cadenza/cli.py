@@ -219,7 +219,7 @@ def cmd_tools_show(args) -> int:
 
 
 def cmd_tools_run(args) -> int:
-    from .agent.plan import Plan, Step
+    from .engine.plan import Plan, Step
     from .tools.registry import default_registry
 
     t = default_registry().get(args.name)
@@ -239,8 +239,8 @@ def _step_id(name: str) -> str:
 
 # -- workflows -------------------------------------------------------------------------
 def cmd_workflow_validate(args) -> int:
-    from .agent.validate import check_plan
-    from .agent.workflow import load_workflow
+    from .engine.validate import check_plan
+    from .engine.workflow import load_workflow
     from .tools.registry import default_registry
 
     plan = check_plan(load_workflow(args.file), default_registry())
@@ -253,7 +253,7 @@ def cmd_workflow_validate(args) -> int:
 
 
 def cmd_workflow_run(args) -> int:
-    from .agent.workflow import load_workflow
+    from .engine.workflow import load_workflow
 
     plan = load_workflow(args.file)
     inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
@@ -261,14 +261,14 @@ def cmd_workflow_run(args) -> int:
 
 
 def cmd_workflow_schema(args) -> int:
-    from .agent.plan import plan_json_schema
+    from .engine.plan import plan_json_schema
 
     print(json.dumps(plan_json_schema(), indent=2))
     return 0
 
 
 def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace") -> int:
-    from .agent.executor import Executor
+    from .engine.executor import Executor
     from .progress import ProgressDisplay
     from .runtime import get_runtime
 
@@ -347,7 +347,7 @@ def _agent(args, **kw):
 
 
 def cmd_plan(args) -> int:
-    from .agent.mermaid import to_mermaid
+    from .engine.mermaid import to_mermaid
 
     agent = _agent(args)
     plan = agent.plan(args.request, args.file)
@@ -417,9 +417,10 @@ def cmd_chat(args) -> int:
 
 
 def cmd_bench_plan(args) -> int:
-    from .agent.llm import get_chat_model
-    from .agent.planner import ExamplePool, Planner
+    from .agent.examples import ExamplePool
+    from .agent.planner import Planner
     from .agent.taskbench import bench_plan, catalog_registry, read_cases
+    from .llm.chat import get_chat_model
 
     registry = catalog_registry(args.tools)
     cases = read_cases(args.cases)[args.offset:]
@@ -444,9 +445,10 @@ def cmd_bench_plan(args) -> int:
 
 
 def cmd_bench_calibrate(args) -> int:
-    from .agent.llm import get_chat_model
-    from .agent.planner import ExamplePool, Planner
+    from .agent.examples import ExamplePool
+    from .agent.planner import Planner
     from .agent.taskbench import calibrate, catalog_registry, read_cases
+    from .llm.chat import get_chat_model
 
     registry = catalog_registry(args.tools)
     cases = read_cases(args.examples)

@@ -41,7 +41,10 @@ def report() -> dict:
         ],
         "models": models_report(),
         "speech": speech_report(),
+        # built-in families and installed plugins load through the same hook, and are listed alike
         "plugins": {"loaded": reg.plugins,
+                    "details": [{"name": p.name, "module": p.module, "builtin": p.builtin, "tools": p.tools}
+                                for p in reg.plugin_info],
                     "failed": [{"plugin": e.plugin, "error": e.error} for e in reg.plugin_errors]},
     }
 
@@ -49,8 +52,9 @@ def report() -> dict:
 def models_report() -> list[dict]:
     """The embedded models: installed or not, and what to install."""
     from .agent.embed import minilm_available
-    from .agent.llm import resolve_spec
-    from .agent.local_llm import MODELS, models_dir
+    from .llm.chat import resolve_spec
+    from .llm.local import MODELS
+    from .paths import models_dir
 
     out = []
     llama = importlib.util.find_spec("llama_cpp") is not None
@@ -76,7 +80,7 @@ def models_report() -> list[dict]:
 def speech_report() -> list[dict]:
     """The speech backends and their models: usable offline now or not, why not, what installs them
     and where the weights are. Only looks for packages and files: nothing is loaded."""
-    from .agent.local_llm import models_dir
+    from .paths import models_dir
     from .tools.speech import (asr_faster_whisper as fw, asr_openai_whisper as ow, asr_transformers as at,
                                tts_espeak as es, tts_hibari as hb, tts_piper as pp, tts_transformers as tt)
 
@@ -160,6 +164,9 @@ def print_report(rep: dict) -> None:
         detail = (f"in {m['where']}".replace(home, "~") if m["where"] else "") if m["usable"] else m["why_not"]
         c.print(f"  {mark} {task}: {escape(m['name'])}" + (" (GPU)" if m["device"] == "gpu" else "")
                 + (f": {escape(detail)}" if detail else ""))
-    c.print("[bold]plugins[/]: " + (", ".join(rep["plugins"]["loaded"]) or "none loaded"))
+    c.print("[bold]plugins[/]:" + ("" if rep["plugins"]["details"] else " none loaded"))
+    for p in rep["plugins"]["details"]:
+        origin = "built-in" if p["builtin"] else p["module"]
+        c.print(f"  [green]✓[/] {escape(p['name'])} ({escape(origin)}): {escape(', '.join(p['tools']) or 'no tools')}")
     for f in rep["plugins"]["failed"]:
         c.print(f"  [red]✗ {escape(f['plugin'])}[/]: {escape(f['error'])}")

@@ -3,15 +3,32 @@
 Two branches decide the CLI exit code: `InputError` (the user gave us something
 wrong: exit 2) and everything else under `CadenzaError` (a failure while running:
 exit 1). Messages are one line and name the thing at fault.
+
+Every class pickles (a runner may move a step to another process and bring its
+error back): extra data is declared in the constructor, and `__reduce__` restores
+the message and the fields without calling the constructor again.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> "CadenzaError":
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class CadenzaError(Exception):
     """Root of all Cadenza errors."""
 
     exit_code = 1
+
+    def __reduce__(self):
+        # Exception's own reduce calls cls(*self.args): wrong for a constructor that takes fields.
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
 
 
 class InputError(CadenzaError):
@@ -37,10 +54,12 @@ class WorkflowError(InputError):
 
 
 class PlanError(InputError):
-    """A plan failed static validation. `problems` holds every problem found."""
+    """A plan failed static validation. `problems` holds every problem found; `last_plan` is what
+    an LLM last proposed when its repairs ran out (a benchmark scores it, nothing runs it)."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], last_plan: Any = None):
         self.problems = list(problems)
+        self.last_plan = last_plan
         first = self.problems[0] if self.problems else "invalid plan"
         more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
         super().__init__(first + more)
@@ -48,6 +67,10 @@ class PlanError(InputError):
 
 class BackendUnavailableError(InputError):
     """The backend asked for cannot run here (missing package or model)."""
+
+
+class LLMConfigError(InputError):
+    """The LLM cannot be set up as asked (missing key, missing package, unknown spec)."""
 
 
 class ToolError(CadenzaError):
@@ -64,6 +87,15 @@ class StepTimeoutError(ToolError):
 
 class GPUOutOfMemoryError(ToolError):
     pass
+
+
+class LLMError(CadenzaError):
+    """The LLM failed (timed out, returned garbage, refused). `raw` is its reply, when there was
+    one: the planner's repair loop shows the model its own bad reply."""
+
+    def __init__(self, message: str, raw: str | None = None):
+        self.raw = raw
+        super().__init__(message)
 
 
 class CancelledError(CadenzaError):

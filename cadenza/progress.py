@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .agent.executor import Event
+from .engine.executor import Event
 
 ICONS = {"pending": "·", "running": "…", "succeeded": "✓", "cached": "✓", "failed": "✗", "skipped": "-"}
 COLORS = {"succeeded": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "running": "blue"}

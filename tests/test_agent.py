@@ -11,11 +11,13 @@ from langchain_core.messages import HumanMessage
 
 from cadenza import Registry, tool
 from cadenza.agent.agent import Agent
-from cadenza.agent.llm import LLMConfigError, LLMError, get_chat_model, parse_json_reply
-from cadenza.agent.mermaid import to_mermaid
-from cadenza.agent.planner import ExamplePool, Planner, llm_plan_schema, plan_edges
+from cadenza.errors import LLMConfigError, LLMError
+from cadenza.llm.chat import get_chat_model, parse_json_reply
+from cadenza.engine.mermaid import to_mermaid
+from cadenza.agent.examples import ExamplePool
+from cadenza.agent.planner import Planner, llm_plan_schema, plan_edges
 from cadenza.agent.taskbench import bench_plan, catalog_registry
-from cadenza.agent.testing import ScriptedChatModel, ScriptNotConsumed
+from cadenza.llm.testing import ScriptedChatModel, ScriptNotConsumed
 from cadenza.errors import InputError, PlanError
 from cadenza.tools.registry import default_registry
 from tests.media_factory import speech_like, tone
@@ -117,7 +119,7 @@ def test_failed_step_is_replanned_once_and_recorded(files, tmp_path):
                        {"id": "s2", "tool": "trim_audio", "args": {"audio": "$s1", "start": 1}}]}
     with ScriptedChatModel([failing, fixed]) as llm:
         result = Agent(llm=llm, examples=NO_EXAMPLES, out_dir=tmp_path / "out",
-                       cache=__import__("cadenza.agent.cache", fromlist=["StepCache"]).StepCache(tmp_path / "c")
+                       cache=__import__("cadenza.engine.cache", fromlist=["StepCache"]).StepCache(tmp_path / "c")
                        ).run("level my voice and cut it", files)
     assert result.ok and len(result.replans) == 1
     replan_prompt = llm.calls[1][-1].content
@@ -154,6 +156,38 @@ def test_chat_follow_up_refers_to_the_last_output(files, tmp_path):
     assert "$last <audio s1-" in prompt[-1].content  # the previous output is offered by name
     assert any(isinstance(m, HumanMessage) and "put the music under my voice" in m.content for m in prompt[:-1])
     assert second.outputs["s1"].path != first.outputs["s1"].path
+
+
+def test_the_planner_is_built_once_per_agent(files, tmp_path):
+    with ScriptedChatModel([mix_plan(), mix_plan(gain=-9)]) as llm:
+        a = agent(llm, tmp_path)
+        first = a.planner
+        a.plan("put the music under my voice", files)
+        a.plan("put the music under my voice, quieter", files)
+    assert a.planner is first and first.llm is llm
+
+
+def test_render_fills_once_and_refuses_a_placeholder_it_cannot_fill():
+    from cadenza.prompts import load_prompt, render
+
+    assert render("Request: {request}", request="say {tool}") == "Request: say {tool}"  # values are not re-read
+    with pytest.raises(ValueError, match=r"placeholder \{files\} has no value"):
+        render(load_prompt("plan_request.md"), request="mix")
+
+
+def test_the_llm_capabilities_decide_how_json_is_asked_for():
+    """A model is asked by what it can do, not by its class name: the scripted model has no
+    structured output of its own, so it is asked plainly and its reply parsed."""
+    from cadenza.llm.chat import complete_json, supports_structured_output
+    from cadenza.llm.local import LocalChatModel
+
+    llm = ScriptedChatModel(['Here it is: {"steps": []}'])
+    assert not supports_structured_output(llm) and not getattr(llm, "raw_decoding", False)
+    assert LocalChatModel.raw_decoding and LocalChatModel.json_schema_response_format
+    assert complete_json(llm, [HumanMessage("plan")], {"type": "object"}) == ({"steps": []}, 'Here it is: {"steps": []}')
+    with pytest.raises(LLMError) as info:
+        complete_json(ScriptedChatModel(["no json here"]), [HumanMessage("plan")], {"type": "object"})
+    assert info.value.raw == "no json here"  # declared in the constructor, kept for the repair prompt
 
 
 def test_scripted_model_fails_when_not_consumed():
@@ -302,7 +336,7 @@ def test_cli_bad_input_exit_codes(files, tmp_path):
 def test_builtin_examples_are_valid_plans_for_the_builtin_tools():
     # A worked example that does not type-check would teach the LLM a wrong plan.
     from cadenza.agent.planner import to_plan
-    from cadenza.agent.validate import validate_plan
+    from cadenza.engine.validate import validate_plan
     from cadenza.media import Audio, Image, Video
 
     reg = default_registry()
@@ -317,7 +351,7 @@ def test_builtin_examples_are_valid_plans_for_the_builtin_tools():
 
 
 def test_fixed_examples_cover_the_catalog_and_skip_excluded_ids():
-    from cadenza.agent.planner import Example, cover_examples
+    from cadenza.agent.examples import Example, cover_examples
 
     def ex(i, *tools, request="r"):
         return Example(str(i), request, {"steps": [{"id": f"s{k}", "tool": t, "args": {}} for k, t in enumerate(tools, 1)]})

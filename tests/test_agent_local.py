@@ -44,7 +44,7 @@ def test_prompt_lookup_drafts_leave_greedy_output_unchanged():
     # Drafts verified in short batches must give exactly what plain greedy decoding gives.
     from langchain_core.messages import HumanMessage
 
-    from cadenza.agent.local_llm import LocalChatModel
+    from cadenza.llm.local import LocalChatModel
 
     msgs = [HumanMessage("Copy this JSON exactly: {\"steps\": [{\"id\": \"s1\", \"tool\": \"trim_audio\", "
                          "\"args\": {\"audio\": \"$narration\", \"start\": 1.5}}]}")]

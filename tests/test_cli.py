@@ -207,8 +207,8 @@ def test_ctrl_c_cancels_cleanly_and_records_it(tmp_path):
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from cadenza import Registry, ToolContext, Workspace, tool
-        from cadenza.agent.executor import Executor
-        from cadenza.agent.plan import Plan, Step
+        from cadenza.engine.executor import Executor
+        from cadenza.engine.plan import Plan, Step
         from cadenza.errors import CancelledError
 
         @tool(cacheable=False)

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from cadenza import Audio, Backend, Registry, ToolContext, TransientError, Workspace, tool
-from cadenza.agent.cache import StepCache
-from cadenza.agent.executor import Executor
-from cadenza.agent.plan import Plan, Step
-from cadenza.agent.runners import SequentialRunner
+from cadenza.engine.cache import StepCache
+from cadenza.engine.executor import Executor
+from cadenza.engine.plan import Plan, Step
+from cadenza.engine.runners import SequentialRunner
 from cadenza.errors import MediaError, PlanError
 
 barrier = threading.Barrier(2, timeout=10)
@@ -184,7 +184,7 @@ def test_cache_reuses_unchanged_steps_and_reruns_changed_ones(tmp_path):
 
 
 def test_cache_key_follows_input_file_content(tmp_path):
-    from cadenza.agent.cache import cache_key
+    from cadenza.engine.cache import cache_key
     from tests.media_factory import tone
 
     tone(tmp_path / "x.wav", freq=300, seconds=0.3)

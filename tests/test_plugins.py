@@ -319,9 +319,9 @@ def load(reg: Registry) -> list[str]:
 
 def test_registry_loads_good_plugins_and_records_broken_ones(entry_points_from):
     entry_points_from({"good": GOOD, "bad_import": BROKEN_IMPORT, "bad_hook": BROKEN_HOOK})
-    reg = Registry(builtin_tools())
+    reg = Registry()
     warned = load(reg)
-    assert reg.plugins == ["good"]
+    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech", "good"]
     assert "shout" in reg and reg.get("shout")(text="hi") == "HI"
     assert set(BUILTIN_NAMES) <= set(reg.names())
     errors = {e.plugin.split(" ")[0]: e.error for e in reg.plugin_errors}
@@ -334,10 +334,11 @@ def test_registry_loads_good_plugins_and_records_broken_ones(entry_points_from):
 
 def test_registry_refuses_a_plugin_tool_that_shadows_a_builtin(entry_points_from):
     entry_points_from({"dupe": DUPLICATE_NAME})
-    reg = Registry(builtin_tools())
-    builtin_fade = reg.get("fade_audio")
+    reg = Registry()
+    from cadenza.tools.audio.edit import fade_audio as builtin_fade
+
     load(reg)
-    assert reg.plugins == []
+    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech"]
     (err,) = reg.plugin_errors
     assert err.plugin.startswith("dupe (") and "fade_audio" in err.error and "already registered" in err.error
     assert reg.get("fade_audio") is builtin_fade  # the built-in is untouched
@@ -345,7 +346,7 @@ def test_registry_refuses_a_plugin_tool_that_shadows_a_builtin(entry_points_from
 
 def test_a_failed_plugin_registers_none_of_its_tools(entry_points_from):
     entry_points_from({"dupe": DUPLICATE_NAME})
-    reg = Registry(builtin_tools())
+    reg = Registry()
     load(reg)
     assert [e.plugin.split(" ")[0] for e in reg.plugin_errors] == ["dupe"]
     assert "harmless_extra" not in reg
@@ -353,9 +354,9 @@ def test_a_failed_plugin_registers_none_of_its_tools(entry_points_from):
 
 def test_registry_with_no_plugins(entry_points_from):
     entry_points_from({})
-    reg = Registry(builtin_tools())
+    reg = Registry()
     assert load(reg) == []
-    assert reg.plugins == [] and reg.plugin_errors == []
+    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech"] and reg.plugin_errors == []
     assert set(reg.names()) == BUILTIN_NAMES
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 import media_factory as mf
-from cadenza.agent.plan import Plan
-from cadenza.agent.validate import validate_plan
-from cadenza.agent.workflow import run_workflow
+from cadenza.engine.plan import Plan
+from cadenza.engine.validate import validate_plan
+from cadenza.engine.workflow import run_workflow
 from cadenza.tools.registry import Registry, builtin_tools, default_registry
 
 ROOT = Path(__file__).resolve().parent.parent

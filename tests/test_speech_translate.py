@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cadenza.agent.testing import ScriptedChatModel
+from cadenza.llm.testing import ScriptedChatModel
 from cadenza.errors import InputError
 from cadenza.tools.speech import translate
 from cadenza.tools.speech.segments import Segment

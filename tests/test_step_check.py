@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cadenza.agent.plan import Plan
+from cadenza.engine.plan import Plan
 from cadenza.agent.step_check import drop_steps, low_scored
 from cadenza.agent.taskbench import catalog_registry, checked_f1, step_check_from_rows
-from cadenza.agent.validate import validate_plan
+from cadenza.engine.validate import validate_plan
 
 REG = catalog_registry(Path(__file__).resolve().parent / "data" / "taskbench" / "tools.json")
 
@@ -57,7 +57,7 @@ def test_the_threshold_is_the_one_that_scores_best_on_the_rows():
 
 def test_embedded_llm_drops_a_step_nobody_asked_for():
     pytest.importorskip("llama_cpp")
-    from cadenza.agent.llm import get_chat_model
+    from cadenza.llm.chat import get_chat_model
     from cadenza.agent.step_check import step_scores
 
     request = ("Summarize this text for me: 'The city council met on Monday and agreed to build a new park "

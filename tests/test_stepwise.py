@@ -53,9 +53,9 @@ def test_grammar_compiles_for_every_position(registry):
 
 
 def test_embedded_llm_writes_a_valid_plan_first_time():
-    from cadenza.agent.llm import get_chat_model
+    from cadenza.llm.chat import get_chat_model
     from cadenza.agent.planner import Planner
-    from cadenza.agent.validate import validate_plan
+    from cadenza.engine.validate import validate_plan
     reg = default_registry()
     files = {"interview": Video.from_path(ROOT / "examples/media/clip.mp4")}
     outcome = Planner(get_chat_model("local"), reg).plan(
@@ -67,7 +67,7 @@ def test_embedded_llm_writes_a_valid_plan_first_time():
 
 
 def test_tool_bias_steers_the_embedded_llms_tool_choice():
-    from cadenza.agent.llm import get_chat_model
+    from cadenza.llm.chat import get_chat_model
     from cadenza.agent.planner import Planner
 
     files = {"interview": Video.from_path(ROOT / "examples/media/clip.mp4")}
@@ -80,8 +80,10 @@ def test_tool_bias_steers_the_embedded_llms_tool_choice():
 
 
 def test_request_too_long_for_the_context_is_a_clear_error():
-    from cadenza.agent.llm import LLMError, get_chat_model
-    from cadenza.agent.planner import ExamplePool, Planner
+    from cadenza.agent.examples import ExamplePool
+    from cadenza.agent.planner import Planner
+    from cadenza.errors import LLMError
+    from cadenza.llm.chat import get_chat_model
 
     planner = Planner(get_chat_model("local"), default_registry(), ExamplePool([]), max_repairs=0)
     with pytest.raises(LLMError, match="embedded LLM failed: .*context window"):
@@ -91,8 +93,8 @@ def test_request_too_long_for_the_context_is_a_clear_error():
 def test_evaluated_system_prompt_is_saved_to_disk_and_loaded_by_a_fresh_context(tmp_path, monkeypatch):
     import os
 
-    from cadenza.agent import local_llm
-    from cadenza.agent.llm import get_chat_model
+    from cadenza.llm import local as local_llm
+    from cadenza.llm.chat import get_chat_model
     from cadenza.agent.planner import Planner
 
     monkeypatch.setattr(local_llm, "prefix_dir", lambda: tmp_path)
@@ -161,7 +163,7 @@ def test_greedy_grammar_writes_what_the_full_grammar_sampler_writes():
     model's own choice is forbidden (here: it would answer in words, the grammar wants a number list)."""
     from llama_cpp import LlamaGrammar, LogitsProcessorList
 
-    from cadenza.agent.llm import get_chat_model
+    from cadenza.llm.chat import get_chat_model
     from cadenza.agent.stepwise import GreedyGrammar, StepGrammar
 
     model = get_chat_model("local")

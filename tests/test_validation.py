@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from cadenza import Audio, Image, PlanError, Registry, tool
-from cadenza.agent.plan import Plan, Step, parse_ref, plan_json_schema
-from cadenza.agent.validate import check_plan, validate_plan
+from cadenza.engine.plan import Plan, Step, parse_ref, plan_json_schema
+from cadenza.engine.validate import check_plan, validate_plan
 
 
 @tool

@@ -20,16 +20,18 @@ from typing import Any, Callable
 
 from langchain_core.messages import AIMessage, HumanMessage
 
+from ..engine.executor import Event, Executor, RunResult
+from ..engine.plan import Plan
+from ..engine.validate import check_plan
 from ..errors import InputError, PlanError
+from ..llm.chat import get_chat_model
 from ..media import MEDIA_TYPES, Media, guess_kind
+from ..prompts import load_prompt, render
 from ..tools.base import Tool
 from ..tools.registry import Registry, default_registry
 from ..workspace import Workspace
-from .executor import Event, Executor, RunResult
-from .llm import get_chat_model
-from .plan import Plan
-from .planner import ExamplePool, Planner, PlanOutcome, render
-from .validate import check_plan
+from .examples import ExamplePool
+from .planner import Planner, PlanOutcome, check_request
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Agent:
         self.registry = tools if isinstance(tools, Registry) else (Registry(tools) if tools else default_registry())
         self._llm_spec = llm
         self._llm = None
+        self._planner: Planner | None = None
         pool = ExamplePool.builtin()
         if isinstance(examples, ExamplePool):
             pool = examples
@@ -83,12 +86,15 @@ class Agent:
 
     @property
     def planner(self) -> Planner:
-        return Planner(self.llm, self.registry, self.examples, **self.planner_options)
+        """Built once, on first use (it loads the LLM): it keeps its fixed-example block between requests."""
+        if self._planner is None:
+            self._planner = Planner(self.llm, self.registry, self.examples, **self.planner_options)
+        return self._planner
 
     # -- the stages ---------------------------------------------------------------
     def plan(self, request: str, files: list[str | os.PathLike] | dict[str, str] = ()) -> Plan:
         """A validated plan for the request (nothing runs). Raises PlanError when none can be made."""
-        _check_request(request)
+        check_request(request)
         outcome = self.planner.plan(request, self._files(files, Workspace.for_run(self.out_dir)))
         if outcome.plan is None:
             raise PlanError([f"no tool can serve this request: {outcome.reason}"])
@@ -97,7 +103,7 @@ class Agent:
     def run(self, request: str, files: list[str | os.PathLike] | dict[str, str] = (),
             out_dir: str | os.PathLike | None = None) -> AgentResult:
         """Plan, validate, execute and answer."""
-        _check_request(request)
+        check_request(request)
         out = Path(out_dir or self.out_dir)
         ws = Workspace.for_run(out, {})
         named = self._files(files, ws)
@@ -105,7 +111,7 @@ class Agent:
 
     def chat(self, message: str, files: list[str | os.PathLike] | dict[str, str] = ()) -> AgentResult:
         """One conversation turn: earlier files and outputs stay available ("make the music quieter")."""
-        _check_request(message)
+        check_request(message)
         ws = Workspace.for_run(self.out_dir, {})
         for m in self.media.values():
             ws.allow(m.path)
@@ -135,7 +141,7 @@ class Agent:
         replans: list[dict] = []
         while not result.ok and result.status != "cancelled" and len(replans) < self.max_replans:
             failed = next(r for r in result.steps.values() if r.status == "failed")
-            prompt = render(self._prompt("plan_replan.md"), step=failed.id, tool=failed.tool, error=failed.error,
+            prompt = render(load_prompt("plan_replan.md"), step=failed.id, tool=failed.tool, error=str(failed.error),
                             succeeded=", ".join(r.id for r in result.steps.values() if r.status in ("succeeded", "cached")) or "none")
             retry = self.planner.plan(request, files, history=history,
                                       followup=[AIMessage(plan.to_json()), HumanMessage(prompt)])
@@ -165,11 +171,6 @@ class Agent:
             named[key] = MEDIA_TYPES[kind].from_path(real)
         return named
 
-    def _prompt(self, name: str) -> str:
-        from ..prompts import load_prompt
-
-        return load_prompt(name)
-
     def check(self, plan: Plan) -> Plan:
         return check_plan(plan, self.registry)
 
@@ -195,11 +196,6 @@ def answer(plan: Plan, result: RunResult) -> str:
         if kept:
             lines.append(f"Files already produced were kept in {result.out_dir}.")
     return "\n".join(lines)
-
-
-def _check_request(request: str) -> None:
-    if not (request or "").strip():
-        raise InputError("empty request: say what you want done")
 
 
 def _name_for(path: Path) -> str:

@@ -19,119 +19,32 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from ..errors import InputError, PlanError
+from ..engine.plan import Plan, iter_refs
+from ..engine.validate import validate_plan
+from ..errors import InputError, LLMError, PlanError
+from ..llm.chat import complete_json
 from ..media import Media
-from ..prompts import load_prompt
+from ..prompts import load_prompt, render
 from ..tools.base import Tool
 from ..tools.registry import Registry
 from ..tools.types import is_media_tag, list_item
 from .embed import Embedder, default_embedder
-from .llm import LLMError, complete_json
-from .plan import Plan
-from .validate import validate_plan
+from .examples import Example, ExamplePool, cover_examples
+from .step_check import drop_steps, low_scored, step_scores
+from .stepwise import inputs_for_grammar, plan_stepwise
 
 
-@dataclass
-class Example:
-    id: str
-    request: str
-    plan: dict  # {"steps": [...], "reason"?: str}
-    files: dict[str, str] = field(default_factory=dict)  # name -> kind
-
-    def tools(self) -> list[str]:
-        return [s["tool"] for s in self.plan.get("steps", [])]
-
-    def files_line(self) -> str:
-        return ", ".join(f"${n} ({k})" for n, k in self.files.items()) or "none"
-
-
-class ExamplePool:
-    """Worked examples the planner may show the LLM; the most similar ones are chosen per request."""
-
-    def __init__(self, examples: list[Example], embedder: Embedder | None = None):
-        self.examples = examples
-        self.embedder = embedder or default_embedder()
-
-    @classmethod
-    def builtin(cls) -> "ExamplePool":
-        return cls(load_examples_text(load_prompt("examples.jsonl")))
-
-    @classmethod
-    def from_file(cls, path: str | Path, registry: Registry | None = None) -> "ExamplePool":
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise InputError(f"cannot read examples file {path}: {e.strerror or e}") from None
-        return cls(load_examples_text(text, registry, source=str(path)))
-
-    def __add__(self, other: "ExamplePool") -> "ExamplePool":
-        return ExamplePool(self.examples + other.examples, self.embedder)
-
-    def select(self, request: str, k: int, exclude: set[str] = frozenset()) -> list[Example]:
-        pool = [e for e in self.examples if e.id not in exclude]
-        if not pool or k <= 0:
-            return []
-        scores = self.embedder.similarity([request], [e.request for e in pool])[0]
-        best = sorted(range(len(pool)), key=lambda i: -scores[i])[:k]
-        return [pool[i] for i in reversed(best)]  # most similar last, nearest the request
-
-
-def load_examples_text(text: str, registry: Registry | None = None, source: str = "examples") -> list[Example]:
-    """Examples in Cadenza's format ({"request", "plan"}) or TaskBench's ({"instruction", "task_nodes"})."""
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{source} line {n}: not JSON ({e.msg})") from None
-        if "task_nodes" in d:
-            out.append(taskbench_example(d, registry))
-        elif "request" in d and "plan" in d:
-            out.append(Example(str(d.get("id", n)), d["request"], d["plan"], d.get("files", {})))
-        else:
-            raise InputError(f"{source} line {n}: an example needs 'request' and 'plan' (or TaskBench fields)")
-    return out
-
-
-def taskbench_example(case: dict, registry: Registry | None) -> Example:
-    """A TaskBench case as a worked example: `<node-k>` arguments become references, wired
-    along the case's own task_links (its node numbering is not consistent)."""
-    nodes = case["task_nodes"]
-    ids = [f"s{i + 1}" for i in range(len(nodes))]
-    steps = []
-    for i, node in enumerate(nodes):
-        sources = [ids[j] for j, other in enumerate(nodes[:i])
-                   if any(l["source"] == other["task"] and l["target"] == node["task"] for l in case.get("task_links", []))]
-        tool = registry.get(node["task"]) if registry is not None and node["task"] in registry else None
-        names = list(tool.params) if tool else [f"arg{k + 1}" for k in range(len(node["arguments"]))]
-        args = {}
-        for k, a in enumerate(node["arguments"]):
-            if isinstance(a, str) and a.startswith("<node-"):
-                a = "$" + (sources.pop(0) if sources else _node_ref(a, i, ids))
-            if k < len(names):
-                args[names[k]] = a if isinstance(a, str) else json.dumps(a)
-        steps.append({"id": ids[i], "tool": node["task"], "args": args})
-    return Example(str(case.get("id")), case["instruction"], {"steps": steps})
-
-
-def _node_ref(token: str, i: int, ids: list[str]) -> str:
-    """`<node-k>` without a matching link: TaskBench counts from 0 or from 1, so take the
-    earlier step that k can name."""
-    try:
-        k = int(token[6:-1])
-    except ValueError:
-        return ids[i - 1] if i else ids[0]
-    return ids[k] if k < i else ids[max(0, min(k - 1, i - 1))]
+def check_request(request: str) -> str:
+    """The request, stripped; an empty one is bad input."""
+    request = (request or "").strip()
+    if not request:
+        raise InputError("empty request: say what you want done")
+    return request
 
 
 @dataclass
@@ -255,9 +168,7 @@ class Planner:
     # -- planning -------------------------------------------------------------------
     def plan(self, request: str, files: dict[str, Media] | None = None, *, exclude: set[str] = frozenset(),
              history: list | None = None, followup: list | None = None) -> PlanOutcome:
-        request = (request or "").strip()
-        if not request:
-            raise InputError("empty request: say what you want done")
+        request = check_request(request)
         files = files or {}
         start = time.monotonic()
         msgs, tools, examples = self.messages(request, files, exclude, history, followup)
@@ -274,7 +185,7 @@ class Planner:
             except LLMError as e:
                 if attempt > self.max_repairs:
                     raise
-                raw, problems = getattr(e, "raw", ""), [str(e)]
+                raw, problems = e.raw or "", [str(e)]
             if not problems:
                 outcome.seconds = time.monotonic() - start
                 if not plan.steps:
@@ -287,19 +198,13 @@ class Planner:
             msgs = msgs + [AIMessage(raw or "{}"),
                            HumanMessage(render(load_prompt("plan_repair.md"), problems="\n".join(f"- {p}" for p in problems)))]
         outcome.seconds = time.monotonic() - start
-        err = PlanError([f"the LLM's plan still fails after {self.max_repairs} repairs: {outcome.problems[-1][0]}"]
-                        + outcome.problems[-1][1:])
-        err.last_plan = plan  # what it last proposed: the benchmark scores it, nothing runs it
-        raise err
+        raise PlanError([f"the LLM's plan still fails after {self.max_repairs} repairs: {outcome.problems[-1][0]}"]
+                        + outcome.problems[-1][1:], last_plan=plan)
 
     def check_steps(self, request: str, plan: Plan, outcome: PlanOutcome) -> Plan:
         """The plan without the steps the step check finds the request did not ask for (embedded LLM)."""
-        from .local_llm import LocalChatModel
-
-        if self.step_check is None or len(plan.steps) < 2 or not isinstance(self.llm, LocalChatModel):
+        if self.step_check is None or len(plan.steps) < 2 or not getattr(self.llm, "raw_decoding", False):
             return plan
-        from .step_check import drop_steps, low_scored, step_scores
-
         start = time.monotonic()
         outcome.step_scores = step_scores(self.llm, request, [s.tool for s in plan.steps], self.registry)
         checked, outcome.dropped = drop_steps(plan, low_scored(outcome.step_scores, self.step_check), self.registry)
@@ -309,28 +214,11 @@ class Planner:
 
     def ask(self, msgs: list, tools: list[Tool], files: dict[str, Media], schema: dict,
             request: str) -> tuple[dict, str]:
-        from .local_llm import LocalChatModel
-
-        if self.stepwise and isinstance(self.llm, LocalChatModel):
-            from .stepwise import inputs_for_grammar, plan_stepwise
-
+        if self.stepwise and getattr(self.llm, "raw_decoding", False):
             # a step's JSON is a few dozen tokens plus what it copies from the request (~3.5 chars a token)
             return plan_stepwise(self.llm, msgs, tools, inputs_for_grammar(files), step_tokens=64 + len(request) // 3,
                                   tool_bias=self.tool_bias)
         return complete_json(self.llm, msgs, schema)
-
-
-def cover_examples(examples: list[Example], tools: set[str], limit: int) -> list[Example]:
-    """Up to `limit` examples that together use as many of `tools` as possible (greedy; ties go to
-    the shorter example)."""
-    chosen, left = [], set(tools)
-    while left and len(chosen) < limit:
-        best = max(examples, key=lambda e: (len(left & set(e.tools())), -len(e.request)), default=None)
-        if best is None or not left & set(best.tools()):
-            break
-        chosen.append(best)
-        left -= set(best.tools())
-    return chosen
 
 
 def catalog(tools: list[Tool]) -> str:
@@ -343,10 +231,6 @@ def catalog(tools: list[Tool]) -> str:
 
 def files_line_for(files: dict[str, Media]) -> str:
     return ", ".join(f"${n} {m.describe()}" for n, m in files.items()) or "none"
-
-
-def render(template: str, **values: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), template).strip()
 
 
 def to_plan(data: dict, files: dict[str, Media]) -> Plan:
@@ -392,8 +276,6 @@ def _arg_schema(tag: str) -> dict:
 
 def plan_edges(plan: Plan) -> list[tuple[str, str]]:
     """(source tool, target tool) for every reference between steps: what TaskBench's e-F1 counts."""
-    from .plan import iter_refs
-
     by_id = {s.id: s.tool for s in plan.steps}
     edges = []
     for s in plan.steps:

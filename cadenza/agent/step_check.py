@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ..prompts import load_prompt
+from ..engine.plan import Plan, iter_refs, parse_ref
+from ..engine.validate import validate_plan
+from ..prompts import load_prompt, render
+from ..tools.base import first_sentence
 from ..tools.registry import Registry
 from ..tools.types import accepts
-from .plan import Plan, iter_refs, parse_ref
-from .validate import validate_plan
 
 _SYSTEM = "You check a plan of tool calls against the user's request. Answer yes or no."
 
@@ -34,8 +35,7 @@ def step_scores(model, request: str, tools: Iterable[str], registry: Registry) -
     (~1 s for the head, ~0.3 s a tool on 2 cores). Naming the plan's other tools in the prompt as
     well cost a tool-list evaluation per question and separated needed from unneeded steps no
     better (TaskBench, 229 steps: ROC AUC 0.835 with the list, 0.853 without)."""
-    from .local_llm import chat_prompt
-    from .planner import render
+    from ..llm.local import chat_prompt
 
     template = load_prompt("step_check.md")
     scores: dict[str, float] = {}
@@ -44,7 +44,7 @@ def step_scores(model, request: str, tools: Iterable[str], registry: Registry) -
         no = [_first_token(llama, w) for w in ("no", "No")]
         for name in sorted(set(tools)):
             question = render(template, request=request, tool=name,
-                              description=_first_sentence(registry.get(name).description))
+                              description=first_sentence(registry.get(name).description))
             prompt = chat_prompt(llama, [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": question}])
             first: list = []
 
@@ -120,12 +120,6 @@ def _ref_tag(plan: Plan, ref, registry: Registry) -> str | None:
     except KeyError:
         return None
     return tool.output_tag(ref.field)
-
-
-def _first_sentence(text: str) -> str:
-    """A long description costs tokens: its first sentence (a one-sentence description is kept whole)."""
-    head = text.split(". ")[0]
-    return head if head == text else head + "."
 
 
 def _first_token(llama, word: str) -> int:

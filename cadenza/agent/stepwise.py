@@ -21,9 +21,9 @@ import math
 import re
 from typing import Any
 
+from ..errors import LLMError
 from ..tools.base import Tool
 from ..tools.types import accepts, is_media_tag, list_item
-from .llm import LLMError
 
 MAX_STEPS = 12
 
@@ -252,9 +252,8 @@ def plan_stepwise(model, messages: list, tools: list[Tool], inputs: dict[str, st
     try:
         return json.loads(text), text
     except json.JSONDecodeError:
-        err = LLMError(f"the LLM's plan was cut off after {len(text)} characters (got: ...{text[-60:]!r})")
-        err.raw = text
-        raise err from None
+        raise LLMError(f"the LLM's plan was cut off after {len(text)} characters (got: ...{text[-60:]!r})",
+                       raw=text) from None
 
 
 _TOOL = re.compile(r'"tool":("(?:[^"\\]|\\.)*")')

