@@ -4,16 +4,33 @@ A media value is a path plus what we know about it (mime type, duration, sample
 rate, size). Bytes never travel through Cadenza: an LLM sees `str(media)`, a
 short description such as `<audio speech-3fa2c1.wav 12.3s 24kHz mono>`.
 Probing uses PyAV, whose wheels bundle the FFmpeg libraries.
+
+Every decoder opens a user's file with `open_media`, never `av.open(path)`:
+
+- Only plain containers are read (`READABLE_FORMATS`, given to FFmpeg as `format_whitelist` and
+  checked again after opening) and only through the `file` protocol. Demuxers that open other
+  files or URLs (HLS and other playlists, ffconcat, image sequences, DASH ...) are refused, so a
+  playlist cannot pull in a file outside the run's allowed roots, nor a URL.
+- We open the file and FFmpeg gets that open file (`/proc/self/fd/N` on Linux, a Python file
+  object elsewhere), never a path to look up again. The workspace checks a path and hands
+  over its real, symlink-free form; each open walks that path a component at a time with
+  `O_NOFOLLOW` (relative to the folder opened before it), so a folder swapped for a symlink
+  between the check and the open makes the open fail instead of reading the link's target.
+  Copying inputs into the run's folder would cost a copy of every (possibly large) video, and
+  keeping one descriptor open from the check to the last decode would tie files to plan values;
+  the no-follow walk costs a few system calls per open and needs no state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mimetypes
 import os
+import stat
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,7 +59,9 @@ class Media(BaseModel):
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, probe: bool = True) -> "Media":
-        """Describe the file at `path`; raise MediaError if it is missing or unreadable."""
+        """Describe the file at `path`; raise MediaError if it is missing or unreadable. Audio,
+        video and images are probed through `open_media`: no symlink on `path` is followed, so
+        give the real path (`Workspace.resolve_input` returns it)."""
         p = Path(path)
         if not p.exists():
             raise MediaError(f"{cls.kind} file not found: {p}")
@@ -116,7 +135,7 @@ def _probe(path: Path, kind: str) -> dict[str, Any]:
     import av  # imported here: `import cadenza` stays fast
 
     try:
-        with av.open(str(path)) as container:
+        with open_media(path, f"{kind} file {path}") as container:
             audio = next(iter(container.streams.audio), None)
             video = next(iter(container.streams.video), None)
             duration = container.duration / 1_000_000 if container.duration else None
@@ -152,6 +171,130 @@ def _probe(path: Path, kind: str) -> dict[str, Any]:
 
 def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+# FFmpeg's names for the demuxers of the plain containers Cadenza reads; none of them opens another
+# file. Pictures come through the one-picture `*_pipe` demuxers (and gif): `image2`, the image
+# sequence reader, is left out, as it expands a pattern into other files.
+READABLE_FORMATS = (
+    "wav", "w64", "aiff", "mp3", "flac", "ogg", "aac", "asf", "caf", "wv",  # aac: raw ADTS; asf: wma
+    "mov", "matroska", "avi", "mpegts", "mpeg", "mpegvideo",  # mp4/m4a/mov, mkv/webm, .ts, .mpg
+    "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif",
+)
+_OPEN_OPTIONS = {"format_whitelist": ",".join(READABLE_FORMATS), "protocol_whitelist": "file",
+                 "enable_drefs": "0"}  # mov: never follow a reference to another file (FFmpeg's default too)
+
+# Files that make FFmpeg open others, named for the message (the whitelist above is the guard)
+_REFERENCING_EXTS = {".m3u8": "HLS playlist", ".m3u": "M3U playlist", ".ffconcat": "ffconcat list",
+                     ".concat": "concat list", ".pls": "PLS playlist", ".mpd": "DASH manifest",
+                     ".xspf": "XSPF playlist", ".smil": "SMIL playlist"}
+_PROC_FD = os.path.isdir("/proc/self/fd")  # Linux: hand FFmpeg our open file by its /proc name
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+@contextlib.contextmanager
+def open_media(path: str | os.PathLike, label: str | None = None) -> Iterator[Any]:
+    """An `av` input container on a user's media file, opened safely (see the module docstring).
+
+    `label` names the file in errors (default: the path). Raises MediaError, one line, for a
+    symlink on the path, a file that is not a regular one, a playlist or other container that
+    opens other files, and a format not in READABLE_FORMATS; FFmpeg's other errors pass through."""
+    import av
+
+    label = label or str(path)
+    fd = open_nofollow(Path(path), label)
+    source = None
+    try:
+        what = _opens_others(Path(path).name, os.read(fd, 4096))
+        if what:
+            raise MediaError(f"cannot read {label}: {what}: a container that opens other files is not accepted")
+        os.lseek(fd, 0, os.SEEK_SET)
+        if _PROC_FD:  # FFmpeg opens the same file anew through the link; no path is looked up
+            target: Any = f"/proc/self/fd/{fd}"
+        else:
+            source = target = os.fdopen(fd, "rb")
+            fd = -1
+        try:
+            container = av.open(target, container_options=_OPEN_OPTIONS)
+        except av.error.ArgumentError:  # FFmpeg's answer to a format not on the whitelist
+            raise MediaError(f"cannot read {label}: not an audio, video or image format Cadenza reads") from None
+    except BaseException:
+        if source is not None:
+            source.close()
+        raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    try:
+        found = container.format.name
+        if not set(found.split(",")) & set(READABLE_FORMATS):
+            raise MediaError(f"cannot read {label}: its format ({found}) is not one Cadenza reads")
+        yield container
+    finally:
+        container.close()
+        if source is not None:
+            source.close()
+
+
+def open_nofollow(path: Path, label: str) -> int:
+    """A read-only descriptor for the regular file at `path`, opened one component at a time
+    without following a symlink anywhere on the way (where the system allows: not on Windows)."""
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | _CLOEXEC
+    if not (_NOFOLLOW and os.open in os.supports_dir_fd):
+        fd = os.open(path, flags)
+    else:
+        parts = path.parts
+        here = parts[0] if path.is_absolute() else "."
+        names = parts[1:] if path.is_absolute() else parts
+        if not names:
+            raise MediaError(f"cannot read {label}: not a file")
+        fd = os.open(here, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+        for i, name in enumerate(names):
+            last = i == len(names) - 1
+            want = flags | os.O_NONBLOCK if last else os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC
+            try:
+                nxt = os.open(name, want | _NOFOLLOW, dir_fd=fd)
+            except OSError as e:
+                link = _is_link(name, fd)
+                os.close(fd)
+                if link:
+                    where = os.path.join(here, *names[: i + 1])
+                    raise MediaError(f"cannot read {label}: {where} is a symbolic link (not followed: "
+                                     f"media are opened by the real path that was checked)") from None
+                raise MediaError(f"cannot read {label}: {e.strerror or e}") from None
+            os.close(fd)
+            fd = nxt
+        os.set_blocking(fd, True)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MediaError(f"cannot read {label}: not a regular file")
+    return fd
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _opens_others(name: str, head: bytes) -> str | None:
+    """What kind of file-that-opens-others this is, by its first bytes or its name; None for media."""
+    head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    ext = Path(name).suffix.lower()
+    if head.startswith(b"#EXTM3U"):
+        return "HLS playlist" if b"#EXT-X-" in head or ext == ".m3u8" else "M3U playlist"
+    if head.startswith(b"ffconcat version"):
+        return "ffconcat list"
+    if head.startswith(b"[playlist]"):
+        return "PLS playlist"
+    if head.startswith(b"<"):
+        low = head.lower()
+        for tag, what in ((b"<mpd", "DASH manifest"), (b"<smil", "SMIL playlist"), (b"<playlist", "XSPF playlist")):
+            if tag in low:
+                return what
+    return _REFERENCING_EXTS.get(ext)
 
 
 _hash_cache: dict[tuple[str, int, int], str] = {}

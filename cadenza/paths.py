@@ -3,6 +3,8 @@
     config file   CADENZA_CONFIG, else ~/.config/cadenza/config.toml
     cache         CADENZA_CACHE_DIR, else $XDG_CACHE_HOME/cadenza (~/.cache/cadenza): step results
     models        CADENZA_MODELS_DIR, else $XDG_CACHE_HOME/cadenza/models: assembled model files
+    model paths   CADENZA_MODELS_DIR, MODEL_ENV_VARS and `model_dirs` in the config file: models
+                  the user chose, which a tool argument (a model, a voice) may name by path
 
 Models are kept apart from the step cache, which is often per project or per test.
 """
@@ -50,3 +52,38 @@ def step_cache_dir() -> Path:
 def models_dir() -> Path:
     """Where assembled models live."""
     return Path(os.environ.get("CADENZA_MODELS_DIR") or os.path.join(_xdg_cache(), "cadenza", "models"))
+
+
+# The variables that name a model the user chose: a name, or a path to a folder or file
+MODEL_ENV_VARS = ("CADENZA_FASTER_WHISPER_MODEL", "CADENZA_OPENAI_WHISPER_MODEL", "CADENZA_HF_ASR_MODEL",
+                  "CADENZA_HF_TTS_MODEL")
+
+
+def configured_model_paths() -> list[Path]:
+    """The model folders and files the user configured, as real paths: CADENZA_MODELS_DIR, each of
+    MODEL_ENV_VARS that holds a path, and `model_dirs = [...]` in the config file (relative entries
+    start at the config file's folder). A tool argument that is a path may name these besides the
+    run's allowed roots; nothing else outside them."""
+    found = [Path(os.environ["CADENZA_MODELS_DIR"])] if os.environ.get("CADENZA_MODELS_DIR") else []
+    found += [Path(v) for v in (os.environ.get(k, "") for k in MODEL_ENV_VARS) if looks_like_path(v)]
+    dirs = load_config().get("model_dirs", [])
+    if isinstance(dirs, str):
+        dirs = [dirs]
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise InputError(f"config file {config_path()}: model_dirs must be a list of folder paths")
+    found += [config_path().parent / Path(d).expanduser() for d in dirs]
+    real = []
+    for p in found:
+        try:
+            p = p.expanduser().resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            continue
+        if p.exists():
+            real.append(p)
+    return real
+
+
+def looks_like_path(value: str) -> bool:
+    """True for text that names a path rather than a model or voice: it has a path separator or
+    starts with '.' or '~' (a name that only happens to exist as a file is the caller's to check)."""
+    return bool(value) and ("/" in value or os.sep in value or value.startswith((".", "~")))

@@ -76,6 +76,16 @@ def test_english_only_model_refuses_other_languages_clearly(monkeypatch, speech)
         transcribe(media=str(speech), language="de", model="tiny.en")
 
 
+def test_unknown_language_is_bad_input_listing_whisper_codes(tmp_path):
+    clip = mf.tone(tmp_path / "tone.wav", seconds=1.0)
+    with pytest.raises(InputError, match=r"^transcribe: unknown language 'xx'; Whisper knows: af, am, .*\bde\b.*, yue$"):
+        transcribe(media=str(clip), language="xx")  # refused before any model loads
+    quiet = mf.silence(tmp_path / "quiet.wav", seconds=0.5)
+    for given in ("German", "de-DE", "deu"):  # names and other codes read as the Whisper code
+        out, _ = call(transcribe, media=str(quiet), language=given)
+        assert out["language"] == "de"
+
+
 def test_silence_gives_an_empty_transcript_and_a_note(tmp_path):
     out, notes = call(transcribe, media=str(mf.silence(tmp_path / "quiet.wav", seconds=2.0)))
     assert out["text"] == "" and out["segments"] == []

@@ -1,6 +1,7 @@
 """Turning plan values into the Python values a tool's function receives.
 
-Media paths are resolved against the workspace's allowed roots and probed;
+Media paths are resolved against the workspace's allowed roots and probed; a text argument
+marked `LocalPath` that is a path is checked the same way (plus the user's model folders);
 everything else is validated (and coerced: "3" -> 3.0) by pydantic.
 """
 
@@ -13,7 +14,8 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..media import MEDIA_TYPES, Media, guess_kind
-from .types import _strip_annotated, _union_args, adapter
+from .types import (_strip_annotated, _union_args, adapter, checked_annotation, local_path, number_bounds,
+                    range_text)
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -49,6 +51,12 @@ def convert_value(ann: Any, value: Any, ws: "Workspace", where: str) -> Any:
     kinds = media_kinds(ann)
     if kinds and value is not None:
         return to_media(value, kinds, ws, where)
+    mark = local_path(ann)
+    if mark is not None and isinstance(value, str):  # a model or voice given by path: checked like media
+        try:
+            value = ws.resolve_path_arg(value, mark.sidecars)
+        except InputError as e:
+            raise type(e)(f"{where}: {e}") from None
     bare = _strip_annotated(ann)
     if get_origin(bare) is list:
         (item,) = get_args(bare) or (Any,)
@@ -58,10 +66,25 @@ def convert_value(ann: Any, value: Any, ws: "Workspace", where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             value = [value]
     try:
-        return adapter(ann).validate_python(value)
+        return adapter(checked_annotation(ann)).validate_python(value)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise InputError(f"{where}: {err['msg'].lower()} (got {value!r})") from None
+        raise InputError(value_problem(ann, value, e, where)) from None
+
+
+_RANGE_ERRORS = {"finite_number", "greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def value_problem(ann: Any, value: Any, e: ValidationError, where: str) -> str:
+    """One line for a value that failed validation: for a number out of range (NaN and infinity
+    included), the argument or list item and the allowed range; else pydantic's own message."""
+    errors = e.errors()
+    err = next((x for x in errors if x["type"] in _RANGE_ERRORS), errors[0])
+    bounds = number_bounds(ann)
+    if err["type"] == "finite_number" or (err["type"] in _RANGE_ERRORS and bounds is not None):
+        for i in (k for k in err["loc"] if isinstance(k, int)):  # an item of a list
+            where = item_label(where, i)
+        return f"{where}: must be {range_text(bounds or (None, False, None, False))} (got {err['input']!r})"
+    return f"{where}: {err['msg'].lower()} (got {value!r})"
 
 
 def to_media(value: Any, kinds: list[str], ws: "Workspace", where: str) -> Media:
@@ -69,10 +92,10 @@ def to_media(value: Any, kinds: list[str], ws: "Workspace", where: str) -> Media
         if value.kind not in kinds:
             raise InputError(f"{where}: expects {'|'.join(kinds)} but got {value.kind} {value.path.name}")
         try:
-            ws.resolve_input(value.path, value.kind)  # still must lie under the allowed roots
+            real = ws.resolve_input(value.path, value.kind)  # still must lie under the allowed roots
         except InputError as e:
             raise type(e)(f"{where}: {e}") from None
-        return value
+        return value if value.path == real else value.model_copy(update={"path": real})  # the tool opens what was checked
     if not isinstance(value, (str, Path)):
         raise InputError(f"{where}: expects a path to a {'|'.join(kinds)} file, got {value!r}")
     guessed = guess_kind(value)

@@ -6,6 +6,7 @@ binaries; we decode and encode with PyAV instead and hand pydub raw PCM.
 
 from __future__ import annotations
 
+import errno
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,8 @@ with warnings.catch_warnings():  # pydub warns when no ffmpeg binary is on PATH;
     from pydub import AudioSegment
 
 from ...errors import InputError, MediaError
-from ...media import Media
+from ...media import Media, open_media
+from ..base import check_cancelled
 
 # Output formats: extension -> (container format, audio codec)
 FORMATS = {
@@ -48,7 +50,7 @@ def decode_pcm(path: Path, *, fmt: str, layout: str | None = None, rate: int | N
     name = str(path) if name is None else name
     chunks: list[np.ndarray] = []
     try:
-        with av.open(str(path)) as container:
+        with open_media(path, f"audio {name}") as container:
             if not container.streams.audio:
                 raise MediaError(f"no audio track in {name}{no_audio_hint}")
             stream = container.streams.audio[0]
@@ -56,7 +58,9 @@ def decode_pcm(path: Path, *, fmt: str, layout: str | None = None, rate: int | N
                 layout = "stereo" if min(stream.codec_context.channels or 1, 2) == 2 else "mono"
             rate = rate or stream.codec_context.sample_rate
             resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
-            for frame in container.decode(stream):
+            for i, frame in enumerate(container.decode(stream)):
+                if i % 64 == 0:
+                    check_cancelled()  # a long file stops decoding when its step is cancelled
                 chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
             chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))  # flush
     except MediaError:
@@ -105,6 +109,8 @@ def encode_pcm(path: Path, container_fmt: str, codec: str, samples: np.ndarray, 
             write_audio_stream(out, stream, samples, rate, layout)
     except (av.error.FFmpegError, ValueError) as e:  # the encoder refused these settings
         path.unlink(missing_ok=True)
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT):  # not the settings: the disk
+            raise OSError(e.errno, "No space left on device", str(path)) from None
         raise InputError(f"the {codec} encoder cannot write {path.suffix.lstrip('.')} at {rate} Hz "
                          f"{layout}: {av_reason(e)}") from None
 
@@ -119,6 +125,7 @@ def write_audio_stream(out, stream, samples: np.ndarray, rate: int, layout: str)
     block = 48000
     pts = 0
     for start in range(0, len(samples), block):
+        check_cancelled()
         chunk = np.ascontiguousarray(samples[start:start + block]).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
         frame.sample_rate = rate

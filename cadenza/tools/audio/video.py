@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import MediaError
-from ...media import Audio, Video
+from ...media import Audio, Video, open_media
 from ..base import ToolContext, tool
 from .edit import PYDUB, AudioFormat, _save
 from .io import load_segment, samples_of, write_audio_stream
@@ -52,7 +52,7 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext) -> Video:
     seg = seg.set_frame_rate(rate)
     layout = "stereo" if seg.channels == 2 else "mono"
     try:
-        with av.open(str(video.path)) as vin, av.open(str(out_path), "w") as vout:
+        with open_media(video.path, f"video {video.path.name}") as vin, av.open(str(out_path), "w") as vout:
             vin_stream = vin.streams.video[0]
             v_out = vout.add_stream_from_template(vin_stream)
             a_out = vout.add_stream(codec, rate=rate, layout=layout)
@@ -72,9 +72,7 @@ VIDEO_AUDIO_TOOLS = [extract_audio, replace_audio]
 
 def _picture_duration(video: Video) -> float | None:
     """Length of the picture alone (a container may hold audio that runs past the last frame)."""
-    import av
-
-    with av.open(str(video.path)) as c:
+    with open_media(video.path, f"video {video.path.name}") as c:
         v = c.streams.video[0]
         if v.duration and v.time_base:
             return float(v.duration * v.time_base)

@@ -24,6 +24,25 @@ def code(language: str) -> str:
     return _BY_NAME.get(s) or _BY_ISO3.get(base) or base
 
 
+# The languages Whisper transcribes: its tokenizer's codes (Javanese is 'jw' there).
+WHISPER_CODES = (
+    "af", "am", "ar", "as", "az", "ba", "be", "bg", "bn", "bo", "br", "bs", "ca", "cs", "cy", "da", "de", "el",
+    "en", "es", "et", "eu", "fa", "fi", "fo", "fr", "gl", "gu", "ha", "haw", "he", "hi", "hr", "ht", "hu", "hy",
+    "id", "is", "it", "ja", "jw", "ka", "kk", "km", "kn", "ko", "la", "lb", "ln", "lo", "lt", "lv", "mg", "mi",
+    "mk", "ml", "mn", "mr", "ms", "mt", "my", "ne", "nl", "nn", "no", "oc", "pa", "pl", "ps", "pt", "ro", "ru",
+    "sa", "sd", "si", "sk", "sl", "sn", "so", "sq", "sr", "su", "sv", "sw", "ta", "te", "tg", "th", "tk", "tl",
+    "tr", "tt", "uk", "ur", "uz", "vi", "yi", "yo", "zh", "yue",
+)
+_WHISPER_ALIASES = {"jv": "jw", "iw": "he", "in": "id"}  # ISO 639-1 and retired codes -> Whisper's
+
+
+def whisper_code(language: str) -> str | None:
+    """Whisper's code for a language given as 'de', 'de-DE', 'deu' or 'German'; None when it has none."""
+    c = code(language)
+    c = _WHISPER_ALIASES.get(c, c)
+    return c if c in WHISPER_CODES else None
+
+
 def name(language: str) -> str:
     """'de' -> 'German'; an unknown code is returned as given."""
     c = code(language)

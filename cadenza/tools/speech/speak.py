@@ -4,17 +4,20 @@ WAV file, so memory stays flat however long the text; joins get short fades and 
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Annotated, Iterator
 
 from ...errors import InputError
 from ...media import Audio
 from ..base import ToolContext, tool
+from ..types import LocalPath, Range
 from . import tts_espeak, tts_hibari, tts_piper, tts_transformers
 from .languages import code, name as language_name
 from .pcm import WavWriter, resample
 
 TTS_BACKENDS = {"hibari": tts_hibari, "piper": tts_piper, "transformers": tts_transformers,
                 "espeak-ng": tts_espeak}
+VoiceName = Annotated[str, LocalPath(sidecars=(".json",))]  # a name, or a voice file (piper: v.onnx and v.onnx.json)
+Speed = Annotated[float, Range(0.25, 4)]  # pace: a quarter to four times normal; beyond, speech is unintelligible
 MAX_CHUNK = 300  # characters: a sentence longer than this is cut at clause marks, then at spaces
 
 _SENTENCE = re.compile(r"[^.!?…\n]+(?:[.!?…]+[\"”’)\]]*|\n|$)")
@@ -38,7 +41,7 @@ def sentence_chunks(text: str, limit: int = MAX_CHUNK) -> Iterator[str]:
 
 
 @tool(backends=[m.BACKEND for m in TTS_BACKENDS.values()], version="1")
-def speak(text: str, ctx: ToolContext, voice: str | None = None, speed: float = 1.0, language: str = "en",
+def speak(text: str, ctx: ToolContext, voice: VoiceName | None = None, speed: Speed = 1.0, language: str = "en",
           fallback: bool = True) -> Audio:
     """Read text aloud (text to speech) into a WAV file.
 
@@ -51,8 +54,6 @@ def speak(text: str, ctx: ToolContext, voice: str | None = None, speed: float = 
     """
     if not text or not text.strip():
         raise InputError("speak: the text is empty")
-    if not 0.25 <= speed <= 4.0:
-        raise InputError(f"speak: speed={speed} is outside 0.25..4")
     lang = code(language)
     backend = ctx.backend or speak.get_backend().name
     module = TTS_BACKENDS[backend]
