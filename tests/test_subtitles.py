@@ -62,7 +62,7 @@ def test_timestamps_and_bad_arguments(tmp_path, monkeypatch):
     assert timestamp(3725.5, ",") == "01:02:05,500" and timestamp(0.0004, ".") == "00:00:00.000"
     with pytest.raises(InputError, match="segment ends"):
         make_subtitles(segments=[{"start": 2, "end": 1, "text": "x"}])
-    with pytest.raises(InputError, match="max_chars must be at least 10"):
+    with pytest.raises(InputError, match=r"argument 'max_chars': must be between 10 and 200 \(got 3\)"):
         make_subtitles(segments=SEGMENTS, max_chars=3)
 
 

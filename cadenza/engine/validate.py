@@ -8,12 +8,13 @@ the step and the argument. `check_plan` raises one PlanError listing them all.
 
 from __future__ import annotations
 
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
 from ..errors import PlanError, UnknownToolError
-from ..tools.args import item_label
+from ..tools.args import item_label, value_problem
 from ..tools.base import Tool, is_list_annotation, list_item_annotation
 from ..tools.registry import Registry
 from ..tools.types import accepts, adapter, list_item, schema_annotation
@@ -116,8 +117,9 @@ def _check_value(ann: Any, tag: str, value: Any, where: str, ref_tag, problems: 
     if is_bad_ref(value):
         problems.append(f"{where}: '{value}' is not a valid reference (use $name or $step.output)")
         return
-    if isinstance(value, list) and is_list_annotation(ann):
-        item_ann = list_item_annotation(ann)
+    list_ann = _list_annotation(ann)
+    if isinstance(value, list) and list_ann is not None:
+        item_ann = list_item_annotation(list_ann)
         for i, v in enumerate(value):
             _check_value(item_ann, list_item(tag) or "any", v, item_label(where, i), ref_tag, problems)
         return
@@ -126,32 +128,38 @@ def _check_value(ann: Any, tag: str, value: Any, where: str, ref_tag, problems: 
     try:
         adapter(schema_annotation(ann)).validate_python(unescape(value))
     except ValidationError as e:
-        err = e.errors()[0]
-        problems.append(f"{where}: {err['msg'].lower()} (got {value!r})")
+        problems.append(value_problem(ann, value, e, where))
+
+
+def _list_annotation(ann: Any) -> Any:
+    """`list[X]` for `list[X]` and `list[X] | None`, else None: a list literal is checked item by
+    item, so a bad item is named even when another item is a reference."""
+    if is_list_annotation(ann):
+        return ann
+    members = [a for a in get_args(ann) if a is not type(None)] if get_origin(ann) in (Union, UnionType) else []
+    return members[0] if len(members) == 1 and is_list_annotation(members[0]) else None
 
 
 def _cycle_problems(plan: Plan, step_ids: set[str]) -> list[str]:
-    deps = {s.id: step_dependencies(s, step_ids) for s in plan.steps}
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        state[n] = 1
-        stack.append(n)
-        for d in sorted(deps.get(n, ())):
-            if state.get(d) == 1:
-                return stack[stack.index(d):] + [d]
-            if d not in state:
-                found = visit(d)
-                if found:
-                    return found
-        stack.pop()
-        state[n] = 2
-        return None
-
+    """The first cycle, by depth-first search on an explicit stack: a long chain of steps is
+    deeper than Python's recursion limit."""
+    deps = {s.id: sorted(step_dependencies(s, step_ids)) for s in plan.steps}
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
     for s in plan.steps:
-        if s.id not in state:
-            cycle = visit(s.id)
-            if cycle:
+        if s.id in state:
+            continue
+        state[s.id] = 1
+        path, pending = [s.id], [iter(deps.get(s.id, ()))]  # the path, and each node's deps left to visit
+        while pending:
+            d = next(pending[-1], None)
+            if d is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(d) == 1:
+                cycle = path[path.index(d):] + [d]
                 return [f"step '{cycle[0]}': cycle {' -> '.join(reversed(cycle))}"]
+            elif d not in state:
+                state[d] = 1
+                path.append(d)
+                pending.append(iter(deps.get(d, ())))
     return []

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 
 from ...errors import InputError
 from ...media import Audio
 from ..base import Backend, ToolContext, tool
+from ..types import Range
 from .io import FORMATS, load_segment, output_suffix, samples_of, save_segment, segment_from_samples
 
 PYDUB = [Backend("pydub", "pydub for editing, PyAV (bundled FFmpeg) for decoding and encoding",
                  requires=("pydub", "av"))]
 AudioFormat = Literal["wav", "flac", "mp3", "ogg", "m4a"]
+
+# The ranges of the number arguments: wide enough for any real edit, narrow enough that a typo
+# (a gain of 1000 dB, a negative length) is refused before anything runs.
+MAX_SECONDS = 86400  # times and lengths: up to a day of audio
+GainDb = Annotated[float, Range(-96, 24)]  # -96 dB is silence in 16-bit audio; +24 dB lifts a very quiet take
+Milliseconds = Annotated[int, Range(0, 60000)]  # crossfades and gaps: up to a minute
 
 
 def _save(seg, ctx: ToolContext, suffix: str) -> Audio:
@@ -22,8 +29,9 @@ def _save(seg, ctx: ToolContext, suffix: str) -> Audio:
 
 
 @tool(backends=PYDUB)
-def mix_audio(tracks: list[Audio], ctx: ToolContext, gains_db: list[float] | None = None,
-              duck_under: int | None = None, duck_db: float = 12.0, length: Literal["longest", "first"] = "longest",
+def mix_audio(tracks: list[Audio], ctx: ToolContext, gains_db: list[GainDb] | None = None,
+              duck_under: Annotated[int, Range(0)] | None = None, duck_db: Annotated[float, Range(0, 60)] = 12.0,
+              length: Literal["longest", "first"] = "longest",
               format: AudioFormat | None = None) -> Audio:
     """Overlay audio tracks into one, each with its own gain, optionally ducking the others under speech.
 
@@ -96,7 +104,7 @@ def _apply(a: np.ndarray, env: np.ndarray) -> np.ndarray:
 
 
 @tool(backends=PYDUB)
-def concat_audio(clips: list[Audio], ctx: ToolContext, crossfade_ms: int = 0, gap_ms: int = 0,
+def concat_audio(clips: list[Audio], ctx: ToolContext, crossfade_ms: Milliseconds = 0, gap_ms: Milliseconds = 0,
                  format: AudioFormat | None = None) -> Audio:
     """Join audio clips one after another.
 
@@ -125,7 +133,8 @@ def concat_audio(clips: list[Audio], ctx: ToolContext, crossfade_ms: int = 0, ga
 
 
 @tool(backends=PYDUB)
-def trim_audio(audio: Audio, ctx: ToolContext, start: float = 0.0, end: float | None = None) -> Audio:
+def trim_audio(audio: Audio, ctx: ToolContext, start: Annotated[float, Range(0, MAX_SECONDS)] = 0.0,
+               end: Annotated[float, Range(-MAX_SECONDS, MAX_SECONDS)] | None = None) -> Audio:
     """Cut audio to the part between two times.
 
     Args:
@@ -145,7 +154,8 @@ def trim_audio(audio: Audio, ctx: ToolContext, start: float = 0.0, end: float | 
 
 
 @tool(backends=PYDUB)
-def fade_audio(audio: Audio, ctx: ToolContext, fade_in: float = 0.0, fade_out: float = 0.0) -> Audio:
+def fade_audio(audio: Audio, ctx: ToolContext, fade_in: Annotated[float, Range(0, 3600)] = 0.0,
+               fade_out: Annotated[float, Range(0, 3600)] = 0.0) -> Audio:
     """Fade audio in at the start and out at the end.
 
     Args:
@@ -153,8 +163,6 @@ def fade_audio(audio: Audio, ctx: ToolContext, fade_in: float = 0.0, fade_out: f
         fade_in: fade-in length in seconds
         fade_out: fade-out length in seconds
     """
-    if fade_in < 0 or fade_out < 0:
-        raise InputError("fade_audio: fade lengths must not be negative")
     seg = load_segment(audio)
     if fade_in:
         seg = seg.fade_in(min(int(fade_in * 1000), len(seg)))
@@ -164,7 +172,8 @@ def fade_audio(audio: Audio, ctx: ToolContext, fade_in: float = 0.0, fade_out: f
 
 
 @tool(backends=PYDUB)
-def normalize_audio(audio: Audio, ctx: ToolContext, target_lufs: float = -16.0, peak_db: float = -1.0) -> Audio:
+def normalize_audio(audio: Audio, ctx: ToolContext, target_lufs: Annotated[float, Range(-60, 0)] = -16.0,
+                    peak_db: Annotated[float, Range(-60, 0)] = -1.0) -> Audio:
     """Bring audio to a target loudness (ITU-R BS.1770 integrated LUFS), without letting peaks clip.
 
     Args:
@@ -192,15 +201,13 @@ def normalize_audio(audio: Audio, ctx: ToolContext, target_lufs: float = -16.0, 
 
 
 @tool(backends=PYDUB)
-def fit_audio(audio: Audio, duration: float, ctx: ToolContext) -> Audio:
+def fit_audio(audio: Audio, duration: Annotated[float, Range(0, MAX_SECONDS, exclusive_lo=True)], ctx: ToolContext) -> Audio:
     """Time-stretch audio to a target duration without changing its pitch (FFmpeg's atempo).
 
     Args:
         audio: the audio
         duration: the target duration in seconds
     """
-    if duration <= 0:
-        raise InputError(f"fit_audio: duration must be positive, got {duration}")
     seg = load_segment(audio)
     current = len(seg.raw_data) / (2 * seg.channels) / seg.frame_rate
     tempo = current / duration
@@ -244,7 +251,8 @@ def _atempo(samples: np.ndarray, rate: int, channels: int, tempo: float) -> np.n
 
 
 @tool(backends=PYDUB)
-def convert_audio(audio: Audio, format: AudioFormat, ctx: ToolContext, sample_rate: int | None = None,
+def convert_audio(audio: Audio, format: AudioFormat, ctx: ToolContext,
+                  sample_rate: Annotated[int, Range(8000, 192000)] | None = None,
                   channels: Literal[1, 2] | None = None) -> Audio:
     """Convert audio to another format, sample rate or channel count.
 
@@ -256,8 +264,6 @@ def convert_audio(audio: Audio, format: AudioFormat, ctx: ToolContext, sample_ra
     """
     if format not in FORMATS:
         raise InputError(f"convert_audio: unknown format '{format}'")
-    if sample_rate is not None and not 4000 <= sample_rate <= 192000:
-        raise InputError(f"convert_audio: sample_rate {sample_rate} is outside 4000..192000 Hz")
     if format == "ogg" and sample_rate not in (None, 48000):
         raise InputError(f"convert_audio: ogg (Opus) is always 48000 Hz; sample_rate {sample_rate} is not possible")
     seg = load_segment(audio)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+MAX_SECONDS = 7 * 86400  # a week: longer than any media, short enough for every time format
 
 
 class Word(BaseModel):
-    start: float
-    end: float
+    model_config = ConfigDict(allow_inf_nan=False)  # a NaN or infinite time breaks every cue after it
+
+    start: float = Field(ge=0, le=MAX_SECONDS)
+    end: float = Field(ge=0, le=MAX_SECONDS)
     text: str
 
 
 class Segment(BaseModel):
-    start: float = Field(ge=0, description="seconds")
-    end: float = Field(ge=0, description="seconds")
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    start: float = Field(ge=0, le=MAX_SECONDS, description="seconds")
+    end: float = Field(ge=0, le=MAX_SECONDS, description="seconds")
     text: str
     words: list[Word] | None = None
 

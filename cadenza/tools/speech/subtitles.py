@@ -7,11 +7,11 @@ transcript has them).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from ...errors import InputError
 from ...media import Subtitles
 from ..base import Backend, ToolContext, tool
+from ..types import Range
 from .segments import Segment
 
 PURE = [Backend("python", "plain Python")]
@@ -19,7 +19,8 @@ PURE = [Backend("python", "plain Python")]
 
 @tool(backends=PURE)
 def make_subtitles(segments: list[Segment], ctx: ToolContext, format: Literal["srt", "vtt"] = "srt",
-                   max_chars: int = 42, max_lines: int = 2) -> Subtitles:
+                   max_chars: Annotated[int, Range(10, 200)] = 42,
+                   max_lines: Annotated[int, Range(1, 10)] = 2) -> Subtitles:
     """Write subtitles (SRT or WebVTT) from timed segments, wrapped for reading.
 
     Args:
@@ -28,8 +29,6 @@ def make_subtitles(segments: list[Segment], ctx: ToolContext, format: Literal["s
         max_chars: longest line, in characters
         max_lines: most lines in one cue
     """
-    if max_chars < 10 or max_lines < 1:
-        raise InputError("make_subtitles: max_chars must be at least 10 and max_lines at least 1")
     cues = [c for s in segments for c in split_segment(s, max_chars, max_lines)]
     path = ctx.output_path("." + format)
     path.write_text(render_srt(cues) if format == "srt" else render_vtt(cues), encoding="utf-8")
