@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .errors import CadenzaError, InputError, one_line
+from .errors import CadenzaError, InputError, one_line, printable
 from .workspace import Workspace
 
 
@@ -25,6 +25,27 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_ctrl_c)
+    code = _dispatch(args)
+    executor = sys.modules.get("cadenza.engine.executor")  # not loaded: nothing ran
+    if executor is not None and executor.work_left_running():
+        # A cancelled or timed-out step is still inside code no thread can stop; its result will be
+        # discarded, and run.json already says so. Exit now rather than wait for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _on_ctrl_c(signum, frame):
+    """The first Ctrl-C cancels the run; later ones are ignored, so nothing cuts the record short
+    or prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return args.func(args) or 0
     except CadenzaError as e:
@@ -40,14 +61,14 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     if getattr(args, "json", False):
         print(json.dumps({"error": message, "exit_code": code}))
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
     return code
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors: one line, exit 2
         self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -192,7 +213,7 @@ def cmd_tools_list(args) -> int:
     table.add_column("signature")
     table.add_column("description")
     for t in reg:
-        table.add_row(t.name, escape(t.signature_line()), escape(t.summary()))
+        table.add_row(*(escape(printable(x)) for x in (t.name, t.signature_line(), t.summary())))
     Console(width=160).print(table)
     return 0
 
@@ -204,33 +225,49 @@ def cmd_tools_show(args) -> int:
     if args.json:
         print(json.dumps(spec, default=str))
         return 0
-    print(f"{spec['name']} (version {spec['version']})\n  {spec['description']}\n\ninputs:")
+    p = printable  # names, descriptions and reasons come from plugins
+    print(f"{p(spec['name'])} (version {p(spec['version'])})\n  {p(spec['description'])}\n\ninputs:")
     for name, i in spec["inputs"].items():
         extra = "required" if i["required"] else f"default {i.get('default')!r}"
-        print(f"  {name}: {i['type']} ({extra})" + (f"  {i['description']}" if i.get("description") else ""))
+        print(p(f"  {name}: {i['type']} ({extra})" + (f"  {i['description']}" if i.get("description") else "")))
     print("outputs:")
     for name, tag in spec["outputs"].items():
-        print(f"  {name}: {tag}")
+        print(p(f"  {name}: {tag}"))
     print("backends:")
     for b in spec["backends"]:
         state = "usable" if b["available"] else f"not usable: {b['why_not']}"
-        print(f"  {b['name']} [{b['device']}] {state}")
+        print(p(f"  {b['name']} [{b['device']}] {state}"))
     return 0
 
 
 def cmd_tools_run(args) -> int:
     from .engine.plan import Plan, Step
     from .tools.registry import default_registry
+    from .tools.types import is_media_tag
 
     t = default_registry().get(args.name)
     values = _parse_pairs(args.arg, {n: p.tag for n, p in t.params.items()}, "--arg")
     for name in values:
         if name not in t.params:
             raise InputError(f"tool '{t.name}' has no argument '{name}' (it takes: {', '.join(t.params)})")
-    plan = Plan(steps=[Step(id=_step_id(t.name), tool=t.name, args=values)],
+    literal = {n: _literal(v, is_media_tag(t.params[n].tag)) for n, v in values.items()}
+    plan = Plan(steps=[Step(id=_step_id(t.name), tool=t.name, args=literal)],
                 outputs={n: f"${_step_id(t.name)}.{n}" if t.whole_output_tag else f"${_step_id(t.name)}"
                          for n in t.outputs})
-    return _execute(args, plan, {}, Workspace.for_run(args.out, values))
+    media = {n: v for n, v in values.items() if is_media_tag(t.params[n].tag)}  # the files the user names
+    return _execute(args, plan, {}, Workspace.for_run(args.out, media))
+
+
+def _literal(value: Any, is_path: bool) -> Any:
+    """An --arg value as the plan's literal, never a reference: a file '$take.wav' becomes
+    ./$take.wav made absolute, any other leading '$' is doubled (the plan's literal dollar)."""
+    if isinstance(value, str) and value.startswith("$"):
+        return str(Path.cwd() / value) if is_path else "$" + value
+    if isinstance(value, list):
+        return [_literal(v, is_path) for v in value]
+    if isinstance(value, dict):
+        return {k: _literal(v, is_path) for k, v in value.items()}
+    return value
 
 
 def _step_id(name: str) -> str:
@@ -248,16 +285,17 @@ def cmd_workflow_validate(args) -> int:
         print(json.dumps({"valid": True, "steps": len(plan.steps), "inputs": list(plan.inputs),
                           "outputs": list(plan.outputs)}))
     else:
-        print(f"{args.file}: valid ({len(plan.steps)} steps; inputs: {', '.join(plan.inputs) or 'none'})")
+        print(printable(f"{args.file}: valid ({len(plan.steps)} steps; inputs: {', '.join(plan.inputs) or 'none'})"))
     return 0
 
 
 def cmd_workflow_run(args) -> int:
-    from .engine.workflow import load_workflow
+    from .engine.workflow import media_inputs, prepare_workflow
 
-    plan = load_workflow(args.file)
+    plan = prepare_workflow(args.file)  # its relative asset paths: under its folder; --input paths: under ./
     inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
-    return _execute(args, plan, inputs, Workspace.for_run(args.out, inputs, roots=[Path(args.file).resolve().parent]))
+    return _execute(args, plan, inputs, Workspace.for_run(args.out, media_inputs(plan, inputs),
+                                                          roots=[Path(args.file).resolve().parent]))
 
 
 def cmd_workflow_schema(args) -> int:
@@ -288,10 +326,12 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace") -> int:
         print(json.dumps(doc, default=str))
     else:
         for name, value in result.outputs.items():
-            print(f"{name}: {_show(value)}")
-        print(f"run record: {result.run_json}", file=sys.stderr)
+            print(printable(f"{name}: {_show(value)}"))
+        print(printable(f"run record: {result.run_json}"), file=sys.stderr)
     for err in result.errors():
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err)}", file=sys.stderr)
+    if result.record_problem:
+        print(f"warning: {printable(result.record_problem)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -314,7 +354,7 @@ def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str
         name, raw = pair.split("=", 1)
         name = name.strip()
         tag = types.get(name, "text")
-        value = _parse_value(raw, tag)
+        value = _parse_value(raw, tag, f"{flag} {name}")
         if name in out:
             prev = out[name]
             out[name] = (prev if isinstance(prev, list) else [prev]) + (value if isinstance(value, list) else [value])
@@ -323,12 +363,16 @@ def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str
     return out
 
 
-def _parse_value(raw: str, tag: str) -> Any:
+def _parse_value(raw: str, tag: str, where: str) -> Any:
+    import yaml
+
+    from .engine.workflow import safe_load_yaml
+
     base = tag[5:-1] if tag.startswith("list[") else tag
     if any(k in base.split("|") for k in ("text", "audio", "video", "image")):
         return raw  # strings and paths stay as typed ("no" is not False, "1e3" is a file name)
     try:
-        return yaml.safe_load(raw)
+        return safe_load_yaml(raw, where)  # the workflow loader's limits: no alias bomb, no deep nesting
     except yaml.YAMLError:
         return raw
 
@@ -354,7 +398,7 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps({"plan": plan.model_dump(mode="json", exclude_none=True)}))
     elif args.mermaid:
-        print(to_mermaid(plan, agent.registry))
+        print(printable(to_mermaid(plan, agent.registry), multiline=True))
     else:
         print(plan.to_json())
     return 0
@@ -382,7 +426,7 @@ def _print_agent_result(args, result) -> int:
                "run_json": str(result.run.run_json) if result.run else None}
         print(json.dumps(doc, default=str))
     else:
-        print(result.answer)
+        print(printable(result.answer, multiline=True))
     return result.exit_code
 
 
@@ -412,7 +456,7 @@ def cmd_chat(args) -> int:
             code = _print_agent_result(args, result)
         except CadenzaError as e:
             code = e.exit_code
-            print(f"error: {one_line(e)}", file=sys.stderr)
+            print(f"error: {printable(one_line(e))}", file=sys.stderr)
     return code
 
 
@@ -489,8 +533,8 @@ def _case_log(path: str | None, total: int, quiet: bool):
             log.write(json.dumps(row) + "\n")
             log.flush()
         if not quiet:
-            print(f"{i + 1}/{total} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
-                  f"pred={row['pred']} gold={row['gold']}", file=sys.stderr)
+            print(printable(f"{i + 1}/{total} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
+                            f"pred={row['pred']} gold={row['gold']}"), file=sys.stderr)
 
     return done, on_case
 

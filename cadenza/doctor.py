@@ -138,7 +138,12 @@ def speech_report() -> list[dict]:
 
 def print_report(rep: dict) -> None:
     from rich.console import Console
-    from rich.markup import escape  # reasons hold "cadenza[speech]", which rich would take for a tag
+    from rich.markup import escape as escape_markup
+
+    from .errors import printable
+
+    def escape(text: str) -> str:  # reasons hold "cadenza[speech]", which rich would take for a tag;
+        return escape_markup(printable(text))  # names and errors from plugins may hold control characters
 
     c = Console(width=140)
     rt = rep["runtime"]
@@ -149,8 +154,9 @@ def print_report(rep: dict) -> None:
     for t in rep["tools"]:
         usable = [b["name"] for b in t["backends"] if b["usable"]]
         mark = "[green]✓[/]" if usable else "[red]✗[/]"
-        c.print(f"  {mark} {t['name']}: " + ", ".join(
-            f"{b['name']} [green]usable[/]" if b["usable"] else f"{b['name']} [red]not usable[/] ({escape(b['why_not'])})"
+        c.print(f"  {mark} {escape(t['name'])}: " + ", ".join(
+            f"{escape(b['name'])} [green]usable[/]" if b["usable"]
+            else f"{escape(b['name'])} [red]not usable[/] ({escape(b['why_not'])})"
             for b in t["backends"]))
     c.print("[bold]models[/]:")
     for m in rep["models"]:

@@ -106,3 +106,16 @@ def one_line(err: BaseException) -> str:
     """The first line of an error message, for the CLI and run.json."""
     text = str(err).strip() or type(err).__name__
     return text.splitlines()[0]
+
+
+# C0/C1 controls, DEL, line/paragraph separators and bidi overrides: a name or message holding
+# them could move the cursor, recolour or rewrite the terminal, or reorder what is shown.
+_CONTROLS = [*range(0x20), *range(0x7f, 0xa0), 0x2028, 0x2029, *range(0x202a, 0x202f), *range(0x2066, 0x206a)]
+_ESCAPES = {c: repr(chr(c))[1:-1] for c in _CONTROLS}  # '\\x1b', '\\n', '\\u202e', as repr writes them
+_ESCAPES_MULTILINE = {c: e for c, e in _ESCAPES.items() if c not in (0x09, 0x0a)}
+
+
+def printable(text: object, *, multiline: bool = False) -> str:
+    """`text` safe to print on a terminal: control characters escaped as `repr` writes them
+    (ESC becomes `\\x1b`); with `multiline`, newlines and tabs are kept."""
+    return str(text).translate(_ESCAPES_MULTILINE if multiline else _ESCAPES)

@@ -7,9 +7,11 @@ import time
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from .engine.executor import Event
+from .errors import printable
 
 ICONS = {"pending": "·", "running": "…", "succeeded": "✓", "cached": "✓", "failed": "✗", "skipped": "-"}
 COLORS = {"succeeded": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "running": "blue"}
@@ -49,13 +51,18 @@ class ProgressDisplay:
             took = f" {e.seconds:.2f}s" if e.seconds is not None else ""
             note = " (cached)" if status == "cached" else ""
             err = f": {e.error}" if e.error else ""
-            print(f"{ICONS[status]} {e.step_id} [{e.tool}]{took}{note}{err}", file=sys.stderr, flush=True)
+            print(printable(f"{ICONS[status]} {e.step_id} [{e.tool}]{took}{note}{err}"), file=sys.stderr, flush=True)
 
     def _table(self) -> Table:
         table = Table(box=None, show_header=False)
         for sid, row in self.rows.items():
             status = row["status"]
             took = row["seconds"] if row["seconds"] is not None else time.monotonic() - row["start"]
-            table.add_row(f"[{COLORS.get(status, '')}]{ICONS[status]}[/]", sid, row["tool"] or "",
-                          f"{took:.2f}s" + (" cached" if status == "cached" else ""), row["error"] or "")
+            # ids, tool names and errors are the user's and plugins' text: neither markup nor controls
+            table.add_row(f"[{COLORS.get(status, '')}]{ICONS[status]}[/]", _plain(sid), _plain(row["tool"] or ""),
+                          f"{took:.2f}s" + (" cached" if status == "cached" else ""), _plain(row["error"] or ""))
         return table
+
+
+def _plain(text: str) -> str:
+    return escape(printable(text))

@@ -277,6 +277,63 @@ def test_broken_and_good_plugins_together(tmp_path, plugin_site):
     assert {"broken_import (broken_import_plugin)", "broken_hook (broken_hook_plugin)"} <= failed
 
 
+EXITS_ON_IMPORT = """\
+import sys
+
+sys.exit(3)
+"""
+
+EXITS_IN_HOOK = """\
+import sys
+
+import cadenza
+
+
+@cadenza.hookimpl
+def register_tools(register):
+    sys.exit()
+"""
+
+CHATTY = """\
+import cadenza
+
+print("hello from a chatty plugin")
+
+
+@cadenza.tool
+def chatty_echo(text: str) -> str:
+    \"\"\"Echo text.\"\"\"
+    return text
+
+
+@cadenza.hookimpl
+def register_tools(register):
+    print("registering chatty_echo")
+    register(chatty_echo)
+"""
+
+
+def test_plugins_that_exit_or_print_leave_the_command_and_its_json_alone(tmp_path):
+    site = fake_distribution(tmp_path / "site", "exit_import_plugin", "exit_import", "exit_import_plugin",
+                             EXITS_ON_IMPORT)
+    fake_distribution(site, "exit_hook_plugin", "exit_hook", "exit_hook_plugin", EXITS_IN_HOOK)
+    fake_distribution(site, "chatty_plugin", "chatty", "chatty_plugin", CHATTY)
+
+    r = cadenza("tools", "list", "--json", pythonpath=[site], cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = {t["name"] for t in one_json(r)["tools"]}  # stdout holds the JSON object alone
+    assert BUILTIN_NAMES | {"chatty_echo"} <= names
+    assert "hello from a chatty plugin" in r.stderr and "registering chatty_echo" in r.stderr
+    assert "skipped plugin exit_import (exit_import_plugin): SystemExit" in r.stderr
+    assert "skipped plugin exit_hook (exit_hook_plugin): SystemExit" in r.stderr
+
+    r = cadenza("doctor", "--json", pythonpath=[site], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    failed = {f["plugin"]: f["error"] for f in one_json(r)["plugins"]["failed"]}
+    assert failed["exit_import (exit_import_plugin)"] == "SystemExit: the plugin called sys.exit(3)"
+    assert failed["exit_hook (exit_hook_plugin)"] == "SystemExit: the plugin called sys.exit(None)"
+
+
 # -- the same at the registry level, in process ----------------------------------------
 @pytest.fixture
 def entry_points_from(monkeypatch, tmp_path):
@@ -350,6 +407,19 @@ def test_a_failed_plugin_registers_none_of_its_tools(entry_points_from):
     load(reg)
     assert [e.plugin.split(" ")[0] for e in reg.plugin_errors] == ["dupe"]
     assert "harmless_extra" not in reg
+
+
+def test_registry_skips_a_plugin_that_exits_and_keeps_stdout_clean(entry_points_from, capsys):
+    entry_points_from({"exits": EXITS_ON_IMPORT, "exits_hook": EXITS_IN_HOOK, "chatty": CHATTY, "good": GOOD})
+    reg = Registry()
+    warned = load(reg)
+    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech", "chatty", "good"]
+    assert "chatty_echo" in reg and "shout" in reg
+    assert [e.plugin.split(" ")[0] for e in reg.plugin_errors] == ["exits", "exits_hook"]
+    assert all(e.error.startswith("SystemExit: the plugin called sys.exit(") for e in reg.plugin_errors)
+    assert len(warned) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "hello from a chatty plugin" in err
 
 
 def test_registry_with_no_plugins(entry_points_from):

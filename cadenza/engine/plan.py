@@ -107,16 +107,18 @@ def unescape(value: Any) -> Any:
 
 
 def iter_refs(value: Any):
-    """Every reference inside an argument value (lists and dicts included)."""
-    ref = parse_ref(value)
-    if ref is not None:
-        yield ref
-    elif isinstance(value, list):
-        for v in value:
-            yield from iter_refs(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from iter_refs(v)
+    """Every reference inside an argument value (lists and dicts included), in order; on an
+    explicit stack, so no nesting depth hits the recursion limit."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        ref = parse_ref(v)
+        if ref is not None:
+            yield ref
+        elif isinstance(v, list):
+            stack.extend(reversed(v))
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
 
 
 def step_dependencies(step: Step, step_ids: set[str]) -> set[str]:

@@ -9,22 +9,26 @@ A plugin is a module with one hook (see `cadenza.hookspecs`):
 Each built-in tool family (`cadenza.tools.audio`, `cadenza.tools.speech`, ...) is such a
 plugin that ships inside the package (listed in BUILTIN_PLUGINS, the way simonw/llm loads its
 default plugins); installed plugins come from the `cadenza.tools` entry-point group. Both are
-loaded the same way. A plugin that fails to import or register is recorded in
-`plugin_errors`, warned about once, and skipped: it never takes the application down.
+loaded the same way. A plugin that fails to import or register (an exception, or `sys.exit()`)
+is recorded in `plugin_errors`, warned about once on stderr, and skipped: it never takes the
+application down. What a plugin prints while it loads goes to stderr, so `--json` output stays
+one JSON object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
 
-from ..errors import UnknownToolError
+from ..errors import UnknownToolError, printable
 from ..hookspecs import ENTRY_POINT_GROUP, PROJECT, HookSpecs
 from .base import Tool
 
@@ -106,21 +110,25 @@ class Registry:
         label = name if builtin else f"{name} ({module_name})"
         module = None
         try:
-            module = load()
-            if not pm.is_registered(module):
-                pm.register(module, name=name)
-            found: list[Tool] = []
-            for impl in pm.hook.register_tools.get_hookimpls():
-                if impl.plugin is module:  # call this plugin's hook alone, so a failure stays its own
-                    impl.function(register=found.append)
+            with contextlib.redirect_stdout(sys.stderr):  # stdout belongs to the command (--json)
+                module = load()
+                if not pm.is_registered(module):
+                    pm.register(module, name=name)
+                found: list[Tool] = []
+                for impl in pm.hook.register_tools.get_hookimpls():
+                    if impl.plugin is module:  # call this plugin's hook alone, so a failure stays its own
+                        impl.function(register=found.append)
             self._register_all(found)
             self.plugin_info.append(PluginInfo(name, module_name, builtin, [t.name for t in found]))
-        except Exception as e:  # a broken plugin must not take the app down
+        except (Exception, SystemExit) as e:  # a broken plugin must not take the app down
             if module is not None and pm.is_registered(module):
                 pm.unregister(module)
-            msg = f"{type(e).__name__}: {e}".splitlines()[0]
+            if isinstance(e, SystemExit):
+                msg = f"SystemExit: the plugin called sys.exit({e.code!r})"
+            else:
+                msg = f"{type(e).__name__}: {e}".splitlines()[0]
             self.plugin_errors.append(PluginError(label, msg))
-            log.warning("cadenza: skipped plugin %s: %s", label, msg)
+            log.warning("cadenza: skipped plugin %s: %s", printable(label), printable(msg))
 
     def _register_all(self, tools: list[Tool]) -> None:
         """All of a plugin's tools, or none of them."""
