@@ -192,13 +192,12 @@ def test_usage_errors_exit_2(tmp_path):
     assert_one_line_error(r, 2, "workflow file not found")
 
 
-def test_failure_while_running_exits_1(tmp_path):
+def test_an_output_folder_that_cannot_hold_our_files_is_bad_input(tmp_path):
     tone(tmp_path / "a.wav", seconds=0.5)
-    # an output folder we cannot write to is not the input's fault: exit 1
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / ".cadenza").write_text("a file where the scratch folder should be")
     r = cadenza("tools", "run", "fade_audio", "--arg", "audio=a.wav", "--out", "o", "--no-cache", cwd=tmp_path)
-    assert_one_line_error(r, 1, "step 'fade_audio'")
+    assert_one_line_error(r, 2, "output folder", "not writable")
 
 
 def test_ctrl_c_cancels_cleanly_and_records_it(tmp_path):

@@ -5,15 +5,21 @@
 - Each step has a timeout and bounded retries for `TransientError`.
 - A failed step skips its dependents; independent branches still finish; files
   already produced stay where they are.
-- Ctrl-C cancels cleanly: running steps are told to stop, run.json says so.
-- Every run writes `run.json` atomically in its output folder.
+- Ctrl-C cancels cleanly: running steps are told to stop (a thread at its next
+  `ctx.check_cancelled()`, a process-isolated tool by killing its worker), run.json says so.
+- A cancelled or timed-out step's result is discarded, never written to the output
+  folder or the cache: a step commits its outputs under a lock that cancelling also
+  takes, so each step is either committed (and recorded as such) or discarded.
+- Every run holds a lock on its output folder and writes `run.json` atomically there;
+  when someone listens to events, a step's final state is on disk before its event is reported.
 - Step results are cached by tool, backend, version, arguments and input content.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import signal
 import threading
 import time
 import traceback
@@ -22,15 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import (CadenzaError, CancelledError, InputError, StepTimeoutError, TransientError, one_line)
+from ..errors import (CadenzaError, CancelledError, InputError, StepTimeoutError, ToolError, TransientError, one_line)
 from ..media import to_jsonable
 from ..runtime import ModelRuntime, get_runtime
 from ..tools.args import convert_args, convert_value, tag_annotation
 from ..tools.base import Tool, ToolContext
 from ..tools.registry import Registry, default_registry
+from ..tools.types import is_media_tag, local_path
 from ..workspace import Workspace
 from .cache import StepCache, cache_key
-from ..tools.types import is_media_tag
+from .isolation import run_in_process
+from .outdir import RecordWriter, RunLock, is_disk_full
 from .plan import Plan, Step, iter_refs, parse_ref, step_dependencies, unescape
 from .runners import StepRunner, ThreadRunner
 from .validate import check_plan
@@ -77,13 +85,22 @@ class RunResult:
     out_dir: Path
     run_json: Path
     seconds: float
+    record_problem: str | None = None  # run.json could not be updated (a full disk): why
 
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
 
     def errors(self) -> list[str]:
-        return [f"step '{r.id}' ({r.tool}): {r.error}" for r in self.steps.values() if r.status == "failed"]
+        """One line a failed step: "step 'n' (normalize_audio): ..." (a message that already starts
+        with the step, as an argument's does, is not given the step twice)."""
+        out = []
+        for r in self.steps.values():
+            if r.status == "failed":
+                head = f"step '{r.id}'"
+                rest = r.error[len(head):] if (r.error or "").startswith(head + " ") else f": {r.error}"
+                out.append(f"{head} ({r.tool}){rest}")
+        return out
 
     @property
     def exit_code(self) -> int:
@@ -133,21 +150,33 @@ class Executor:
 
     def run(self, plan: Plan, inputs: dict[str, Any] | None, workspace: Workspace,
             record: dict[str, Any] | None = None) -> RunResult:
-        """Validate, check the inputs (nothing runs if either fails), then execute.
-        `record` is extra data for run.json (the agent's request and planning history)."""
+        """Validate, check the inputs (nothing runs if either fails), take the output folder's
+        lock (a second run into it is refused), then execute. `record` is extra data for
+        run.json (the agent's request and planning history)."""
         check_plan(plan, self.registry)
         values = resolve_inputs(plan, inputs or {}, workspace)
         self.check_literal_files(plan, workspace)
-        return _Run(self, plan, values, workspace, record or {}).execute()
+        lock = RunLock(workspace.out_dir).acquire()
+        try:
+            return _Run(self, plan, values, workspace, record or {}).execute()
+        finally:
+            lock.release()
 
     def check_literal_files(self, plan: Plan, ws: Workspace) -> None:
-        """Files named literally in the plan must exist, be allowed and decode, before anything runs."""
+        """Files named literally in the plan (media, and models or voices given by path) must exist, be
+        allowed and decode, before anything runs."""
         for step in plan.steps:
             tool = self.registry.get(step.tool)
             for name, value in step.args.items():
                 p = tool.params.get(name)
-                if p is not None and is_media_tag(p.tag) and not any(True for _ in iter_refs(value)):
-                    convert_value(p.annotation, value, ws, f"step '{step.id}' argument '{name}'")
+                if p is not None and (is_media_tag(p.tag) or local_path(p.annotation)) \
+                        and not any(True for _ in iter_refs(value)):
+                    convert_value(p.annotation, _unescaped(value), ws, f"step '{step.id}' argument '{name}'")
+
+
+def _unescaped(value: Any) -> Any:
+    """A literal as the tool will get it (`$$x` is the text `$x`), lists included."""
+    return [_unescaped(v) for v in value] if isinstance(value, list) else unescape(value)
 
 
 def resolve_inputs(plan: Plan, given: dict[str, Any], ws: Workspace) -> dict[str, Any]:
@@ -192,10 +221,19 @@ class _Run:
         self.step_device: dict[str, str | None] = {}
         self.deadlines: dict[str, float] = {}
         self.cancel_events = {i: threading.Event() for i in ids}
+        # A step's outputs go into the output folder and the cache only under this lock, and only
+        # if its cancel event is not set; cancelling sets the events under the same lock. So a step
+        # is either committed (in `committed`, its files on disk) or its result is discarded.
+        self.commit_lock = threading.Lock()
+        self.committed: dict[str, _Outcome] = {}
+        self.events: list[Event] = []  # reported once run.json holds the state they report
         self.run_json = ws.out_dir / "run.json"
+        self.writer = RecordWriter(self.run_json)
         self.started = time.time()
         self.status = "running"
         self._last_write = 0.0
+        self._static: str | None = None  # plan, inputs and record, serialized once
+        self._step_cache: dict[str, tuple[tuple, str]] = {}  # step id -> (what it was made from, its JSON)
 
     # -- main loop -------------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -205,7 +243,7 @@ class _Run:
         try:
             while self.ready or self.running:
                 self.launch_ready(runner)
-                self.write_run_json()  # after launching: the refresh never delays a ready step
+                self.report()  # after launching: the refresh never delays a ready step
                 if not self.running and not self.abandoned:
                     break
                 done, _ = wait(list(self.running) + list(self.abandoned), timeout=self.next_deadline(),
@@ -213,15 +251,28 @@ class _Run:
                 for f in done:
                     self.finish(f)
                 self.expire_deadlines()
+                self.report()
             self.status = "failed" if any(r.status == "failed" for r in self.records.values()) else "succeeded"
         except KeyboardInterrupt:
-            self.cancel_all()
-            self.status = "cancelled"
-            self.ex.close()  # drop queued work; running threads see their cancel event
+            with _sigint_ignored():  # a second Ctrl-C must not cut the record short
+                self.cancel_all()
+                self.status = "cancelled"
+                self.ex.close()  # drop queued work; running steps see their cancel event
+                return self.conclude()
+        return self.conclude()
+
+    def conclude(self) -> RunResult:
+        """The final record, then the events not yet reported, then the result."""
         outputs = self.collect_outputs()
         self.write_run_json(force=True, outputs=outputs)
+        self.writer.close()
+        events, self.events = self.events, []
+        self.flush_events(events)
         self.emit(Event("run_finished", status=self.status, seconds=time.time() - self.started))
-        result = RunResult(self.status, self.records, outputs, self.ws.out_dir, self.run_json, time.time() - self.started)
+        left = [f for f in list(self.running) + list(self.abandoned) if not f.done()]
+        _LEFT_RUNNING.update(left)  # work no thread can stop: the CLI exits without waiting for it
+        result = RunResult(self.status, self.records, outputs, self.ws.out_dir, self.run_json, time.time() - self.started,
+                           record_problem=self.writer.problem)
         if self.status == "cancelled":
             raise CancelledError(f"run cancelled; finished outputs kept in {self.ws.out_dir}")
         return result
@@ -248,7 +299,7 @@ class _Run:
             timeout = step.timeout or self.ex.timeout
             if timeout:
                 self.deadlines[sid] = time.monotonic() + timeout
-            self.emit(Event("step_started", sid, tool.name))
+            self.events.append(Event("step_started", sid, tool.name))
             fut = runner.submit(lambda s=step, t=tool, b=backend.name, a=raw_args: self.run_step(s, t, b, a))
             self.running[fut] = sid
         self.ready = still_waiting
@@ -260,29 +311,48 @@ class _Run:
     # -- one step, in a worker thread ------------------------------------------------
     def run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any]) -> _Outcome:
         ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id])
+        try:
+            return self._run_step(step, tool, backend, raw_args, ctx)
+        except BaseException as e:
+            ctx.discard_scratch()  # a failed, cancelled or timed-out step leaves nothing half-written
+            if is_disk_full(e):  # name the file: the error's own, else the last one the step was writing
+                where = getattr(e, "filename", None) or (ctx.scratch[-1] if ctx.scratch else self.ws.out_dir)
+                raise ToolError(f"disk full: could not write {where}") from e
+            raise
+
+    def _run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any], ctx: ToolContext) -> _Outcome:
         args = convert_args(tool, raw_args, self.ws, where=f"step '{step.id}'")
         cache = self.ex.cache if tool.cacheable else None
         key = cache_key(tool.name, backend, tool.version, args) if cache else None
         stems = {n: step.id if len(tool.outputs) == 1 else f"{step.id}-{n}" for n in tool.outputs}
         if cache:
-            hit = cache.get(key, tool.output_annotations, self.ws.out_dir, stems)
-            if hit is not None:
-                return _Outcome(hit, args, backend, 0, True, [])
+            with self.commit_lock:
+                ctx.check_cancelled()
+                hit = cache.get(key, tool.output_annotations, self.ws.out_dir, stems, notes=ctx.notes)
+                if hit is not None:
+                    self.committed[step.id] = _Outcome(hit, args, backend, 0, True, ctx.notes)
+                    return self.committed[step.id]
         retries = step.retries if step.retries is not None else self.ex.retries
         attempt = 0
         while True:
             attempt += 1
             try:
-                outputs = tool.invoke(dict(args), ctx)
+                outputs = (run_in_process(tool, dict(args), ctx) if tool.isolation == "process"
+                           else tool.invoke(dict(args), ctx))
                 break
             except TransientError:
                 if attempt > retries or ctx.cancelled.is_set():
                     raise
-                time.sleep(self.ex.retry_backoff * 2 ** (attempt - 1))
-        outputs = {n: self.ws.finalize_value(v, stems[n]) for n, v in outputs.items()}
+                ctx.discard_scratch()
+                ctx.cancelled.wait(self.ex.retry_backoff * 2 ** (attempt - 1))  # a cancel ends the wait
+        with self.commit_lock:
+            if ctx.cancelled.is_set():  # cancelled or timed out while it ran: its result is not kept
+                raise CancelledError(f"step '{step.id}' was stopped; its result was discarded")
+            outputs = {n: self.ws.finalize_value(v, stems[n]) for n, v in outputs.items()}
+            self.committed[step.id] = _Outcome(outputs, args, backend, attempt, False, ctx.notes)
         if cache:
             cache.put(key, outputs)
-        return _Outcome(outputs, args, backend, attempt, False, ctx.notes)
+        return self.committed[step.id]
 
     # -- bookkeeping, in the scheduling thread -----------------------------------------
     def finish(self, fut: Future) -> None:
@@ -293,23 +363,26 @@ class _Run:
         sid = self.running.pop(fut)
         self.busy_devices.discard(self.step_device.get(sid))
         self.deadlines.pop(sid, None)
-        rec = self.records[sid]
         try:
             out = fut.result()
         except BaseException as e:  # noqa: BLE001 - a step's failure is data, not a crash
             self.fail(sid, e)
             return
+        self.succeed(sid, out)
+        for d in self.dependents[sid]:
+            self.waiting[d] -= 1
+            if self.waiting[d] == 0 and self.records[d].status == "pending":
+                self.ready.append(d)
+
+    def succeed(self, sid: str, out: _Outcome) -> None:
+        rec = self.records[sid]
         rec.finished_at = time.time()
         rec.seconds = rec.finished_at - rec.started_at
         rec.status = "cached" if out.cached else "succeeded"
         rec.attempts, rec.notes = out.attempts, out.notes
         rec.args, rec.outputs = to_jsonable(out.args), to_jsonable(out.outputs)
         self.results[sid] = out.outputs
-        self.emit(Event("step_cached" if out.cached else "step_finished", sid, rec.tool, rec.seconds))
-        for d in self.dependents[sid]:
-            self.waiting[d] -= 1
-            if self.waiting[d] == 0 and self.records[d].status == "pending":
-                self.ready.append(d)
+        self.events.append(Event("step_cached" if out.cached else "step_finished", sid, rec.tool, rec.seconds))
 
     def fail(self, sid: str, err: BaseException) -> None:
         rec = self.records[sid]
@@ -322,37 +395,46 @@ class _Run:
         else:  # a bug in a tool: keep the traceback for whoever debugs it
             rec.error = f"{type(err).__name__}: {one_line(err)}"
             rec.traceback = "".join(traceback.format_exception(err))
-        self.emit(Event("step_failed", sid, rec.tool, rec.seconds, error=rec.error))
+        self.events.append(Event("step_failed", sid, rec.tool, rec.seconds, error=rec.error))
         self.skip_dependents(sid, f"skipped: step '{sid}' failed")
-        self.write_run_json(force=True)
+        self._last_write = 0.0  # a failure is worth recording at once
 
     def skip_dependents(self, sid: str, why: str) -> None:
-        for d in self.dependents[sid]:
+        todo = list(self.dependents[sid])  # a worklist, not recursion: chains may be thousands long
+        while todo:
+            d = todo.pop()
             rec = self.records[d]
             if rec.status == "pending":
                 rec.status, rec.error = "skipped", why
-                self.emit(Event("step_skipped", d, rec.tool, error=why))
-                self.skip_dependents(d, why)
+                self.events.append(Event("step_skipped", d, rec.tool, error=why))
+                todo.extend(self.dependents[d])
         self.ready = [r for r in self.ready if self.records[r].status == "pending"]
 
     def expire_deadlines(self) -> None:
         now = time.monotonic()
         for fut, sid in list(self.running.items()):
             if sid in self.deadlines and now >= self.deadlines[sid]:
+                with self.commit_lock:
+                    if sid in self.committed:  # it finished in time; its future is just completing
+                        self.deadlines.pop(sid)
+                        continue
+                    self.cancel_events[sid].set()  # a thread stops at its next check; a worker process is killed
                 del self.running[fut]
-                self.cancel_events[sid].set()  # a cooperative tool stops; others are left to finish unseen
                 self.abandoned[fut] = self.step_device.get(sid)
                 timeout = self.steps[sid].timeout or self.ex.timeout
                 self.fail(sid, StepTimeoutError(f"step '{sid}' timed out after {timeout:g}s"))
 
     def cancel_all(self) -> None:
-        for ev in self.cancel_events.values():
-            ev.set()
-        for sid in list(self.running.values()):
-            rec = self.records[sid]
-            rec.status, rec.error = "cancelled", "cancelled by user"
-        for rec in self.records.values():
-            if rec.status == "pending":
+        with self.commit_lock:  # from here on no step can commit
+            for ev in self.cancel_events.values():
+                ev.set()
+        for sid, rec in self.records.items():  # by record: Ctrl-C may land between a submit and its bookkeeping
+            if rec.status == "running":
+                if sid in self.committed:  # its files are already in place: say so
+                    self.succeed(sid, self.committed[sid])
+                else:
+                    rec.status, rec.error = "cancelled", "cancelled by user"
+            elif rec.status == "pending":
                 rec.status, rec.error = "cancelled", "not started: run cancelled"
 
     # -- values ----------------------------------------------------------------------
@@ -383,6 +465,21 @@ class _Run:
         return out
 
     # -- reporting ---------------------------------------------------------------------
+    def report(self) -> None:
+        """Write run.json, then report the events it now holds. A step's final state is on disk
+        before its event goes out; with no one listening, or for events that report no final
+        state (a step started), the file is refreshed at most every RUN_JSON_INTERVAL_S."""
+        if not self.events:
+            return
+        events, self.events = self.events, []
+        final = self.ex.on_event is not None and any(e.kind in _FINAL_EVENTS for e in events)
+        self.write_run_json(force=final)
+        self.flush_events(events)
+
+    def flush_events(self, events: list[Event]) -> None:
+        for e in events:
+            self.emit(e)
+
     def emit(self, event: Event) -> None:
         if self.ex.on_event is not None:
             self.ex.on_event(event)
@@ -392,21 +489,58 @@ class _Run:
         if not force and now - self._last_write < RUN_JSON_INTERVAL_S:
             return
         self._last_write = now
-        doc = {
-            "cadenza_run": 1,
-            "status": self.status,
-            "started_at": self.started,
-            "seconds": round(time.time() - self.started, 4),
-            "out_dir": str(self.ws.out_dir),
-            "plan": self.plan.model_dump(mode="json", exclude_none=True),
-            "inputs": to_jsonable(self.values),
-            "steps": [dict(vars(r)) for r in self.records.values()],  # shallow: asdict deep-copies
-            "outputs": to_jsonable(outputs) if outputs is not None else None,
-            **self.record,
-        }
-        # Compact while running (indent=2 falls back to the slow pure-Python encoder); pretty at the end.
-        final = outputs is not None
-        atomic_write_text(self.run_json, json.dumps(doc, indent=2 if final else None, default=str))
+        head = {"cadenza_run": 1, "status": self.status, "started_at": self.started,
+                "seconds": round(time.time() - self.started, 4), "out_dir": str(self.ws.out_dir)}
+        if outputs is not None:  # the final record: whole, pretty
+            doc = {**head, "plan": self.plan.model_dump(mode="json", exclude_none=True),
+                   "inputs": to_jsonable(self.values), "steps": [dict(vars(r)) for r in self.records.values()],
+                   "outputs": to_jsonable(outputs), **self.record}
+            if self.writer.problem:
+                doc["record_problem"] = self.writer.problem
+            self.writer.write(doc, pretty=True)
+            return
+        # While running: compact, and built from pieces kept between writes (the plan and inputs
+        # once, each step again only when it changed), so a long chain does not pay O(steps) each time.
+        if self._static is None:
+            self._static = json.dumps({"plan": self.plan.model_dump(mode="json", exclude_none=True),
+                                       "inputs": to_jsonable(self.values), **self.record}, default=str)[1:-1]
+        steps = ",".join(self._step_json(r) for r in self.records.values())
+        extra = f', "record_problem": {json.dumps(self.writer.problem)}' if self.writer.problem else ""
+        self.writer.write_text(f'{json.dumps(head)[:-1]}, {self._static}, "steps": [{steps}], "outputs": null{extra}}}')
+
+    def _step_json(self, rec: StepRecord) -> str:
+        mark = (rec.status, rec.started_at, rec.finished_at, rec.attempts, len(rec.notes))
+        cached = self._step_cache.get(rec.id)
+        if cached is None or cached[0] != mark:
+            cached = (mark, json.dumps(vars(rec), default=str))
+            self._step_cache[rec.id] = cached
+        return cached[1]
+
+
+_FINAL_EVENTS = ("step_finished", "step_cached", "step_failed", "step_skipped")
+
+
+# Futures of steps a run left running (cancelled or timed out inside code that cannot be
+# stopped): the CLI exits without waiting for them (work_left_running).
+_LEFT_RUNNING: set[Future] = set()
+
+
+def work_left_running() -> bool:
+    """True when a cancelled or timed-out step is still running in a thread of this process."""
+    return any(not f.done() for f in _LEFT_RUNNING)
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore Ctrl-C while the record of a cancelled run is written (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _whole(tool: Tool, outs: dict[str, Any]) -> Any:
@@ -418,11 +552,4 @@ def _leaf_outputs(plan: Plan, dependents: dict[str, list[str]]) -> dict[str, str
     return {s.id: f"${s.id}" for s in plan.steps if not dependents[s.id]}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-__all__ = ["Executor", "Event", "RunResult", "StepRecord", "resolve_inputs", "atomic_write_text"]
+__all__ = ["Executor", "Event", "RunResult", "StepRecord", "resolve_inputs", "work_left_running"]

@@ -9,6 +9,7 @@ tool receives probed `Media` objects and returns new files it wrote through
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import inspect
 import re
@@ -20,7 +21,7 @@ from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, create_model
 
-from ..errors import InputError, ToolError
+from ..errors import CancelledError, InputError, ToolError
 from ..media import MEDIA_TYPES, Media
 from ..runtime import ModelRuntime, cuda_available, get_runtime
 from ..workspace import Workspace
@@ -75,10 +76,22 @@ class ToolContext:
     runtime: ModelRuntime = field(default_factory=get_runtime)
     cancelled: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
+    scratch: list[Path] = field(default_factory=list)  # every path output_path handed out
 
     def output_path(self, suffix: str, name: str | None = None) -> Path:
         """Where to write an output file; it is renamed by content when the step ends."""
-        return self.workspace.scratch_path(name or self.step_id, suffix)
+        path = self.workspace.scratch_path(name or self.step_id, suffix)
+        self.scratch.append(path)
+        return path
+
+    def discard_scratch(self) -> None:
+        """Remove what the step wrote to its scratch paths (a failed, cancelled or timed-out step
+        leaves nothing behind); files already moved to their lasting names are not touched."""
+        for path in self.scratch:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a folder a tool made, or already gone: nothing of ours to keep
+                pass
 
     def note(self, message: str) -> None:
         """A remark for run.json and the CLI (e.g. 'audio is silent, left unchanged')."""
@@ -86,13 +99,23 @@ class ToolContext:
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():
-            from ..errors import CancelledError
-
             raise CancelledError(f"step '{self.step_id}' cancelled")
 
     @property
     def device(self) -> str:
         return self.runtime.device
+
+
+# The context of the step this thread is running, so shared loops (decoding, encoding) can stop
+# when the step is cancelled without every helper taking a ctx argument.
+_current_ctx: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("cadenza_tool_ctx", default=None)
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError if the step running in this thread was cancelled (or timed out)."""
+    ctx = _current_ctx.get()
+    if ctx is not None:
+        ctx.check_cancelled()
 
 
 DEFAULT_BACKEND = Backend("python", "plain Python, runs anywhere")
@@ -107,6 +130,10 @@ class Tool:
     backends: list[Backend] = [DEFAULT_BACKEND]
     cacheable: bool = True  # False for tools with side effects or randomness
     output_name: str = "result"  # the output's name when forward returns one value
+    # "thread" (default): the step runs in a thread and stops at its next ctx.check_cancelled();
+    # "process": it runs in a worker process that is killed on cancel or timeout (engine/isolation.py),
+    # for work that cannot check (a long call into native code, a subprocess).
+    isolation: Literal["thread", "process"] = "thread"
 
     def __init__(self) -> None:
         self._setup_done = False
@@ -217,7 +244,10 @@ class Tool:
             known = ", ".join(b.name for b in self.backends)
             raise InputError(f"tool '{self.name}' has no backend '{name}' (it has: {known})")
         reasons = []
-        ordered = self.backends if cuda_available() else sorted(self.backends, key=lambda b: b.heavy)
+        # GPU backends first only when CUDA is here; asking imports torch (seconds), so only ask when
+        # the tool has a GPU backend at all
+        heavy = any(b.heavy for b in self.backends)
+        ordered = self.backends if heavy and cuda_available() else sorted(self.backends, key=lambda b: b.heavy)
         for b in ordered:
             why = b.unavailable_reason()
             if why is None:
@@ -239,7 +269,11 @@ class Tool:
         self.ensure_setup()
         if self._ctx_param:
             kwargs = {**kwargs, self._ctx_param: ctx}
-        result = self._call_forward(kwargs)
+        token = _current_ctx.set(ctx)
+        try:
+            result = self._call_forward(kwargs)
+        finally:
+            _current_ctx.reset(token)
         return self._split_outputs(result, ctx)
 
     def _call_forward(self, kwargs: dict[str, Any]) -> Any:
@@ -291,13 +325,16 @@ class FunctionTool(Tool):
 
     def __init__(self, fn: Callable, name: str | None = None, description: str | None = None,
                  backends: list[Backend] | None = None, version: str = "1", cacheable: bool = True,
-                 output_name: str = "result"):
+                 output_name: str = "result", isolation: Literal["thread", "process"] = "thread"):
+        if isolation not in ("thread", "process"):
+            raise ValueError(f"tool '{name or fn.__name__}': isolation must be 'thread' or 'process', not {isolation!r}")
         self.fn = fn
         self.name = name or fn.__name__
         self.description = description or ""
         self.version = version
         self.cacheable = cacheable
         self.output_name = output_name
+        self.isolation = isolation
         if backends is not None:
             self.backends = backends
         self._setup_done = True
