@@ -10,6 +10,7 @@ the same way, and may also name the model folders the user configured (paths.py)
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -147,15 +148,26 @@ class Workspace:
         return p if p.is_absolute() else self.base_dir / p
 
 
-def copy_file(src: Path, dst: Path) -> None:
-    """An independent copy of `src` at `dst`: a reflink (copy-on-write clone) where the file
-    system offers one, so it costs nothing there, else a plain copy. Written beside `dst` and
-    renamed, so a failed copy (a full disk) leaves nothing behind."""
+def copy_file(src: Path, dst: Path, expect_sha256: str | None = None) -> str:
+    """An independent copy of `src` at `dst`, and the sha256 of what was copied: a reflink
+    (copy-on-write clone) where the file system offers one, else a plain copy hashed as it is
+    written (one read of the file for both). Written beside `dst` and renamed, so a failed copy
+    (a full disk) or a digest other than `expect_sha256` leaves nothing behind (ValueError)."""
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
-        if not _reflink(src, tmp):
-            shutil.copyfile(src, tmp)
+        if _reflink(src, tmp):
+            digest = hashlib.sha256(tmp.read_bytes()).hexdigest() if expect_sha256 else ""
+        else:
+            h = hashlib.sha256()
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                for block in iter(lambda: fin.read(1 << 20), b""):
+                    h.update(block)
+                    fout.write(block)
+            digest = h.hexdigest()
+        if expect_sha256 and digest != expect_sha256:
+            raise ValueError(f"{src.name} does not match its recorded sha256")
         os.replace(tmp, dst)
+        return digest
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
