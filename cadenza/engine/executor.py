@@ -44,6 +44,7 @@ from .runners import StepRunner, ThreadRunner
 from .validate import check_plan
 
 RUN_JSON_INTERVAL_S = 0.5  # how often run.json is refreshed while steps succeed
+CANCEL_POLL_S = 0.05  # how often a run that can be stopped from outside (a sub-run) looks
 
 
 @dataclass
@@ -149,16 +150,17 @@ class Executor:
             self._runner = None
 
     def run(self, plan: Plan, inputs: dict[str, Any] | None, workspace: Workspace,
-            record: dict[str, Any] | None = None) -> RunResult:
+            record: dict[str, Any] | None = None, cancel: threading.Event | None = None) -> RunResult:
         """Validate, check the inputs (nothing runs if either fails), take the output folder's
         lock (a second run into it is refused), then execute. `record` is extra data for
-        run.json (the agent's request and planning history)."""
+        run.json (the agent's request and planning history). `cancel`, when set, stops the run as
+        Ctrl-C does (a sub-run inside a step that is cancelled or times out)."""
         check_plan(plan, self.registry)
         values = resolve_inputs(plan, inputs or {}, workspace)
         self.check_literal_files(plan, workspace)
         lock = RunLock(workspace.out_dir).acquire()
         try:
-            return _Run(self, plan, values, workspace, record or {}).execute()
+            return _Run(self, plan, values, workspace, record or {}, cancel).execute()
         finally:
             lock.release()
 
@@ -201,8 +203,10 @@ def resolve_inputs(plan: Plan, given: dict[str, Any], ws: Workspace) -> dict[str
 class _Run:
     """The state of one execution; lives for one `Executor.run` call."""
 
-    def __init__(self, ex: Executor, plan: Plan, values: dict[str, Any], ws: Workspace, record: dict[str, Any]):
+    def __init__(self, ex: Executor, plan: Plan, values: dict[str, Any], ws: Workspace, record: dict[str, Any],
+                 cancel: threading.Event | None = None):
         self.ex, self.plan, self.values, self.ws, self.record = ex, plan, values, ws, record
+        self.cancel = cancel
         self.steps = {s.id: s for s in plan.steps}
         self.tools = {s.id: ex.registry.get(s.tool) for s in plan.steps}
         ids = set(self.steps)
@@ -228,7 +232,7 @@ class _Run:
         self.committed: dict[str, _Outcome] = {}
         self.events: list[Event] = []  # reported once run.json holds the state they report
         self.run_json = ws.out_dir / "run.json"
-        self.writer = RecordWriter(self.run_json)
+        self.writer = RecordWriter(self.run_json, steps=len(plan.steps))
         self.started = time.time()
         self.status = "running"
         self._last_write = 0.0
@@ -246,12 +250,16 @@ class _Run:
                 self.report()  # after launching: the refresh never delays a ready step
                 if not self.running and not self.abandoned:
                     break
-                done, _ = wait(list(self.running) + list(self.abandoned), timeout=self.next_deadline(),
+                done, _ = wait(list(self.running) + list(self.abandoned), timeout=self.wait_timeout(),
                                return_when=FIRST_COMPLETED)
                 for f in done:
                     self.finish(f)
                 self.expire_deadlines()
                 self.report()
+                if self.cancel is not None and self.cancel.is_set():
+                    raise KeyboardInterrupt  # stopped from outside: the same path as Ctrl-C
+            if self.cancel is not None and self.cancel.is_set():
+                raise KeyboardInterrupt
             self.status = "failed" if any(r.status == "failed" for r in self.records.values()) else "succeeded"
         except KeyboardInterrupt:
             with _sigint_ignored():  # a second Ctrl-C must not cut the record short
@@ -308,9 +316,15 @@ class _Run:
         live = [self.deadlines[s] for s in self.running.values() if s in self.deadlines]
         return max(0.0, min(live) - time.monotonic()) if live else None
 
+    def wait_timeout(self) -> float | None:
+        """How long to wait for a step: until the next deadline, and at most CANCEL_POLL_S when the
+        run can be stopped from outside."""
+        t = self.next_deadline()
+        return t if self.cancel is None else min(t if t is not None else CANCEL_POLL_S, CANCEL_POLL_S)
+
     # -- one step, in a worker thread ------------------------------------------------
     def run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any]) -> _Outcome:
-        ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id])
+        ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id], cache=self.ex.cache)
         try:
             return self._run_step(step, tool, backend, raw_args, ctx)
         except BaseException as e:

@@ -25,7 +25,9 @@ try:
 except ImportError:  # Windows: no flock; runs into one folder are then not kept apart
     fcntl = None
 
-RESERVE_BYTES = 4 << 20  # room kept back for the last run.json writes on a full disk
+# Room kept back for the last run.json writes on a full disk: about what a record of that many steps takes.
+RESERVE_BASE_BYTES = 64 << 10
+RESERVE_BYTES_PER_STEP = 2 << 10
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -69,7 +71,7 @@ class RunLock:
 class RecordWriter:
     """Writes a run's record as JSON, atomically, with a reserve kept for a full disk."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, steps: int = 0):
         self.path = path
         self.reserve = path.parent / ".cadenza" / "reserve"
         self.problem: str | None = None  # why the last write did not land, for the run's notes
@@ -78,7 +80,7 @@ class RecordWriter:
             self.reserve.parent.mkdir(parents=True, exist_ok=True)
             with open(self.reserve, "wb") as f:
                 if hasattr(os, "posix_fallocate"):
-                    os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)  # blocks really set aside
+                    os.posix_fallocate(f.fileno(), 0, RESERVE_BASE_BYTES + steps * RESERVE_BYTES_PER_STEP)
         except OSError:  # no room even for the reserve: writes will say so
             self.reserve.unlink(missing_ok=True)
 
