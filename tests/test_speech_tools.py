@@ -21,7 +21,7 @@ def test_speech_tools_are_registered_with_typed_signatures():
     assert reg.get("speak").outputs == {"result": "audio"}
     assert reg.get("translate").params["segments"].tag == "list[Segment]"
     assert {b.name for b in reg.get("transcribe").backends} == {"faster-whisper", "openai-whisper", "transformers"}
-    assert {b.name for b in reg.get("speak").backends} == {"hibari", "piper", "transformers", "espeak-ng"}
+    assert {b.name for b in reg.get("speak").backends} == {"hibari", "piper", "transformers", "kokoro", "espeak-ng"}
 
 
 def plan(steps, inputs=None):

@@ -10,12 +10,12 @@ from ...errors import InputError
 from ...media import Audio
 from ..base import ToolContext, tool
 from ..types import LocalPath, Range
-from . import tts_espeak, tts_hibari, tts_piper, tts_transformers
+from . import tts_espeak, tts_hibari, tts_kokoro, tts_piper, tts_transformers
 from .languages import code, name as language_name
 from .pcm import WavWriter, resample
 
 TTS_BACKENDS = {"hibari": tts_hibari, "piper": tts_piper, "transformers": tts_transformers,
-                "espeak-ng": tts_espeak}
+                "kokoro": tts_kokoro, "espeak-ng": tts_espeak}
 VoiceName = Annotated[str, LocalPath(sidecars=(".json",))]  # a name, or a voice file (piper: v.onnx and v.onnx.json)
 Speed = Annotated[float, Range(0.25, 4)]  # pace: a quarter to four times normal; beyond, speech is unintelligible
 MAX_CHUNK = 300  # characters: a sentence longer than this is cut at clause marks, then at spaces
@@ -40,17 +40,59 @@ def sentence_chunks(text: str, limit: int = MAX_CHUNK) -> Iterator[str]:
             yield s
 
 
-@tool(backends=[m.BACKEND for m in TTS_BACKENDS.values()], version="1")
+def voices_for_language(language: str) -> list[tuple[str, str, str]]:
+    """The voices that can speak `language` here, best first: (backend, voice, quality note).
+    Only backends usable on this machine; the multilingual voice only where it measured well."""
+    lang = code(language)
+    out = []
+    for backend, module in (("hibari", tts_hibari), ("piper", tts_piper)):
+        if module.BACKEND.unavailable_reason() is None and lang in module.languages(None):
+            out.append((backend, module.DEFAULT_VOICE, "natural neural voice (English)"))
+    if tts_kokoro.BACKEND.unavailable_reason() is None and lang in tts_kokoro.languages(None):
+        wer = tts_kokoro.good_languages()[lang]
+        out.append(("kokoro", tts_kokoro.DEFAULT_VOICE, f"neural multilingual voice, Japanese accent "
+                                                        f"(Whisper reads it back at {wer:.0%} WER)"))
+    if tts_espeak.available() and tts_espeak.espeak_voice(lang):
+        out.append(("espeak-ng", tts_espeak.espeak_voice(lang), "robotic formant voice, intelligible"))
+    return out
+
+
+def fallback_voice(module, voice: str | None, backend: str, lang: str):
+    """For a language the chosen voice cannot speak: (module, voice, backend, note) of the multilingual
+    voice where it speaks the language well, else of espeak-ng; the note says which voice and why.
+    None when neither can speak it. (speak and the dubbing tools share this choice.)"""
+    langs = module.languages(voice)
+    lacks = (f"{backend} '{voice or module.DEFAULT_VOICE}' speaks "
+             f"{'/'.join(language_name(x) for x in sorted(langs)) or 'none of it'} only")
+    mine = voice if voice in tts_kokoro.VOICES else None  # a kokoro voice asked for by name is kept
+    if module is not tts_kokoro and tts_kokoro.BACKEND.unavailable_reason() is None \
+            and lang in tts_kokoro.languages(mine):
+        return tts_kokoro, mine, "kokoro", (f"spoke {language_name(lang)} with kokoro voice "
+                                            f"'{mine or tts_kokoro.DEFAULT_VOICE}' (multilingual; {lacks})")
+    if tts_espeak.available() and tts_espeak.espeak_voice(lang):
+        why = tts_kokoro.BACKEND.unavailable_reason()
+        measured = tts_kokoro.measured_wer(lang, mine)
+        kokoro = ("" if module is tts_kokoro else
+                  f"; the multilingual kokoro voice is not installed ({why})" if why else
+                  f"; the multilingual kokoro voice '{mine or tts_kokoro.DEFAULT_VOICE}' speaks it badly "
+                  f"({measured:.0%} WER)" if measured is not None else
+                  "; the multilingual kokoro voice does not speak it")
+        return tts_espeak, None, "espeak-ng", (f"spoke {language_name(lang)} with espeak-ng voice "
+                                               f"'{tts_espeak.espeak_voice(lang)}' (robotic; {lacks}{kokoro})")
+    return None
+
+
+@tool(backends=[m.BACKEND for m in TTS_BACKENDS.values()], version="2")
 def speak(text: str, ctx: ToolContext, voice: VoiceName | None = None, speed: Speed = 1.0, language: str = "en",
           fallback: bool = True) -> Audio:
     """Read text aloud (text to speech) into a WAV file.
 
     Args:
         text: what to say; any length (it is spoken sentence by sentence)
-        voice: a voice of the backend (hibari: 'heart'; piper: 'joe'; espeak-ng: a language voice)
+        voice: a voice of the backend (hibari: 'heart'; piper: 'joe'; kokoro: 'jm_kumo'; espeak-ng: a language voice)
         speed: 1.0 is normal pace, 0.5 slower, 2.0 faster
         language: the text's language, e.g. 'en' or 'de'
-        fallback: speak languages the chosen voice lacks with espeak-ng when it is installed
+        fallback: speak languages the chosen voice lacks with the multilingual voice, else espeak-ng
     """
     if not text or not text.strip():
         raise InputError("speak: the text is empty")
@@ -61,13 +103,14 @@ def speak(text: str, ctx: ToolContext, voice: VoiceName | None = None, speed: Sp
         langs = module.languages(voice) if module is not tts_transformers else None
         if langs is not None and lang not in langs:
             who = f"voice '{voice or module.DEFAULT_VOICE}' ({backend})"
-            if not (fallback and tts_espeak.available() and tts_espeak.espeak_voice(lang)):
+            chosen = fallback_voice(module, voice, backend, lang) if fallback else None
+            if chosen is None:
                 raise InputError(f"speak: {who} has no {language_name(lang)} ({lang}); it speaks "
                                  f"{', '.join(sorted(langs))}" + ("" if tts_espeak.available() else
                                                                   " (pip install 'cadenza[speech]' for a robotic espeak-ng fallback)"))
-            ctx.note(f"{who} speaks no {language_name(lang)}: spoke it with espeak-ng instead")
-            module, voice, backend = tts_espeak, None, "espeak-ng"
-    opener = module.open_voice(ctx, voice, lang) if module in (tts_espeak, tts_transformers) \
+            module, voice, backend, note = chosen
+            ctx.note(note)
+    opener = module.open_voice(ctx, voice, lang) if module in (tts_espeak, tts_transformers, tts_kokoro) \
         else module.open_voice(ctx, voice)
     path = ctx.output_path(".wav")
     with opener as v:

@@ -29,6 +29,7 @@ _INITIALIZE_DONT_EXIT = 0x8000  # report a bad data path instead of exiting the 
 _CHARS_UTF8, _ENDPAUSE = 1, 0x1000  # espeak_Synth flags (the program adds the end pause too)
 _RATE = 1  # espeak_PARAMETER espeakRATE, words a minute
 _POS_CHARACTER = 1  # espeak_POSITION_TYPE (start at character 0)
+_PHONEMES_IPA_TIED = 0x02 | 0x80 | (ord("^") << 8)  # espeak_TextToPhonemes: IPA, '^' tying multi-letter phonemes
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
@@ -60,6 +61,8 @@ class _Library:
         self.lib, self.lock, self.chunks = lib, threading.Lock(), []
         self.callback = _CALLBACK(self._collect)  # kept on self: the library holds only a raw pointer
         lib.espeak_SetSynthCallback(self.callback)
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
 
     def _collect(self, wav, n, events) -> int:
         if n > 0 and wav:
@@ -82,12 +85,40 @@ class _Library:
                 out.append(langs)
         return out
 
+    def _set_voice(self, voice: str) -> None:
+        """Select a voice by name, else by the language it is listed under ('fr-fr' is the language
+        of the voice named 'French (France)', file 'roa/fr', which SetVoiceByName does not find by
+        'fr-fr'). Call with the lock held."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) == 0:
+            return
+        voices = self.lib.espeak_ListVoices(None)
+        for i in range(10_000):
+            if not voices[i]:
+                break
+            info = voices[i].contents
+            first = ctypes.string_at(info.languages + 1).decode() if info.languages else ""
+            if first.lower() == voice.lower() and self.lib.espeak_SetVoiceByName(info.identifier) == 0:
+                return
+        raise ToolError(f"espeak-ng has no voice {voice!r}")
+
+    def phonemes(self, text: str, voice: str) -> str:
+        """`text` in IPA as `voice` pronounces it, with '^' tying the letters of one phoneme
+        ('t^ʃ'), stress marks kept; clauses joined by spaces, punctuation dropped."""
+        buf = ctypes.create_string_buffer(text.encode("utf-8"))
+        ptr, out = ctypes.c_void_p(ctypes.addressof(buf)), []
+        with self.lock:
+            self._set_voice(voice)
+            while ptr.value:  # one clause per call; the library moves ptr on, to NULL at the end
+                ps = self.lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, _PHONEMES_IPA_TIED)
+                if ps:
+                    out.append(ps.decode("utf-8", errors="replace").strip())
+        return " ".join(p for p in out if p)
+
     def synth(self, text: str, voice: str, wpm: int) -> np.ndarray:
         data = text.encode("utf-8")
         with self.lock:
             self.chunks = []
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise ToolError(f"espeak-ng has no voice {voice!r}")
+            self._set_voice(voice)
             self.lib.espeak_SetParameter(_RATE, wpm, 0)
             err = self.lib.espeak_Synth(ctypes.create_string_buffer(data), len(data) + 1, 0, _POS_CHARACTER, 0,
                                         _CHARS_UTF8 | _ENDPAUSE, None, None)
@@ -155,6 +186,17 @@ def _other_languages() -> dict[str, str]:
 
 def available() -> bool:
     return _check() is None
+
+
+def phonemes(text: str, language: str) -> str:
+    """`text` as IPA phonemes in `language`'s espeak-ng voice (the bundled library only: the
+    multilingual neural voice reads these)."""
+    lib, voice = _library(), espeak_voice(language)
+    if lib is None:
+        raise ToolError("espeak-ng phonemes need espeakng-loader (pip install 'cadenza[speech]')")
+    if voice is None:
+        raise InputError(f"espeak-ng has no voice for {language!r}")
+    return lib.phonemes(text, voice)
 
 
 def voices() -> list[str]:
