@@ -5,6 +5,8 @@
     models        CADENZA_MODELS_DIR, else $XDG_CACHE_HOME/cadenza/models: assembled model files
     model paths   CADENZA_MODELS_DIR, MODEL_ENV_VARS and `model_dirs` in the config file: models
                   the user chose, which a tool argument (a model, a voice) may name by path
+    workflows     CADENZA_WORKFLOWS (folders, separated by os.pathsep) and `workflow_dirs` in the
+                  config file: folders whose workflow files become tools
 
 Models are kept apart from the step cache, which is often per project or per test.
 """
@@ -81,6 +83,39 @@ def configured_model_paths() -> list[Path]:
         if p.exists():
             real.append(p)
     return real
+
+
+def workflow_dirs() -> list[Path]:
+    """The folders of workflow files the user registers as tools: CADENZA_WORKFLOWS (several
+    separated by os.pathsep), then `workflow_dirs = [...]` in the config file (relative entries start
+    at the config file's folder). A folder that does not exist is an error, not skipped: it is a typo."""
+    found = [Path(v) for v in os.environ.get("CADENZA_WORKFLOWS", "").split(os.pathsep) if v.strip()]
+    dirs = load_config().get("workflow_dirs", [])
+    if isinstance(dirs, str):
+        dirs = [dirs]
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise InputError(f"config file {config_path()}: workflow_dirs must be a list of folder paths")
+    found += [config_path().parent / Path(d).expanduser() for d in dirs]
+    out: list[Path] = []
+    for p in found:
+        p = p.expanduser()
+        if not p.is_dir():
+            raise InputError(f"workflow folder {p} (CADENZA_WORKFLOWS or workflow_dirs in {config_path()}) "
+                             f"is not a folder")
+        if p.resolve() not in out:
+            out.append(p.resolve())
+    return out
+
+
+def workflow_dirs_configured() -> bool:
+    """Whether the user names any workflow folder (a config file that cannot be read counts: the
+    plugin that reads it then says why)."""
+    if os.environ.get("CADENZA_WORKFLOWS", "").strip():
+        return True
+    try:
+        return bool(load_config().get("workflow_dirs"))
+    except InputError:
+        return True
 
 
 def looks_like_path(value: str) -> bool:

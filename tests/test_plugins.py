@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cadenza import Registry
-from cadenza.tools.registry import builtin_tools
+from cadenza.tools.registry import BUILTIN_PLUGINS, builtin_tools
 from tests.media_factory import silence, tone, write_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -378,7 +378,7 @@ def test_registry_loads_good_plugins_and_records_broken_ones(entry_points_from):
     entry_points_from({"good": GOOD, "bad_import": BROKEN_IMPORT, "bad_hook": BROKEN_HOOK})
     reg = Registry()
     warned = load(reg)
-    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech", "good"]
+    assert reg.plugins == [*BUILTIN_PLUGINS, "good"]
     assert "shout" in reg and reg.get("shout")(text="hi") == "HI"
     assert set(BUILTIN_NAMES) <= set(reg.names())
     errors = {e.plugin.split(" ")[0]: e.error for e in reg.plugin_errors}
@@ -395,7 +395,7 @@ def test_registry_refuses_a_plugin_tool_that_shadows_a_builtin(entry_points_from
     from cadenza.tools.audio.edit import fade_audio as builtin_fade
 
     load(reg)
-    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech"]
+    assert reg.plugins == list(BUILTIN_PLUGINS)
     (err,) = reg.plugin_errors
     assert err.plugin.startswith("dupe (") and "fade_audio" in err.error and "already registered" in err.error
     assert reg.get("fade_audio") is builtin_fade  # the built-in is untouched
@@ -413,7 +413,7 @@ def test_registry_skips_a_plugin_that_exits_and_keeps_stdout_clean(entry_points_
     entry_points_from({"exits": EXITS_ON_IMPORT, "exits_hook": EXITS_IN_HOOK, "chatty": CHATTY, "good": GOOD})
     reg = Registry()
     warned = load(reg)
-    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech", "chatty", "good"]
+    assert reg.plugins == [*BUILTIN_PLUGINS, "chatty", "good"]
     assert "chatty_echo" in reg and "shout" in reg
     assert [e.plugin.split(" ")[0] for e in reg.plugin_errors] == ["exits", "exits_hook"]
     assert all(e.error.startswith("SystemExit: the plugin called sys.exit(") for e in reg.plugin_errors)
@@ -426,7 +426,7 @@ def test_registry_with_no_plugins(entry_points_from):
     entry_points_from({})
     reg = Registry()
     assert load(reg) == []
-    assert reg.plugins == ["cadenza.tools.audio", "cadenza.tools.speech"] and reg.plugin_errors == []
+    assert reg.plugins == list(BUILTIN_PLUGINS) and reg.plugin_errors == []
     assert set(reg.names()) == BUILTIN_NAMES
 
 

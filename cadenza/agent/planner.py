@@ -100,7 +100,7 @@ class Planner:
           catalog) and the 1 most similar (each costs ~150-250 prompt tokens, ~3 s on 2 cores).
           TaskBench's 40 tools, 60 cases: node F1 69.5 in 9.9 s a plan, 3 similar 69.4 in 15.2 s.
         - Over 50 tools the catalog is retrieved per request, so nothing is fixed: 3 similar."""
-        n = len(self.registry)
+        n = len(self.catalog_tools())
         if n > self.retrieve_above:
             return 0, max(self.n_examples or 3, 3)
         fixed = self.anchors if self.anchors is not None else (12 if n > self.anchors_above else 0)
@@ -108,8 +108,12 @@ class Planner:
         return fixed, similar
 
     # -- prompt pieces -------------------------------------------------------------
+    def catalog_tools(self) -> list[Tool]:
+        """The tools the LLM may choose from: every registered tool but workflow building blocks."""
+        return [t for t in self.registry if t.plannable]
+
     def choose_tools(self, request: str, examples: list[Example]) -> list[Tool]:
-        tools = list(self.registry)
+        tools = self.catalog_tools()
         if len(tools) <= self.retrieve_above:
             return tools
         scores = self.embedder.similarity([request], [f"{t.name}: {t.description}" for t in tools])[0]
@@ -128,7 +132,7 @@ class Planner:
         k = self.example_counts()[1]
         examples = self.examples.select(request, k, exclude)
         tools = self.choose_tools(request, examples)
-        retrieved = len(tools) < len(self.registry)
+        retrieved = len(tools) < len(self.catalog_tools())
         system = self.system if retrieved else f"{self.system}\n\nTools:\n{catalog(tools)}{self.anchor_block()}"
         msgs: list = [SystemMessage(system)]
         shown = []
@@ -158,7 +162,7 @@ class Planner:
         the system prompt: llama.cpp evaluates them once, not per request."""
         if self._anchor_block is None:
             chosen = cover_examples([e for e in self.examples.examples if e.id not in self._anchor_exclude],
-                                    {t.name for t in self.registry}, self.example_counts()[0])
+                                    {t.name for t in self.catalog_tools()}, self.example_counts()[0])
             self._anchor_block = "".join(
                 f"\n\nExample request: {e.request}\n"
                 + (f"Files: {e.files_line()}\n" if e.files else "")

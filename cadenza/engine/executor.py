@@ -324,7 +324,8 @@ class _Run:
 
     # -- one step, in a worker thread ------------------------------------------------
     def run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any]) -> _Outcome:
-        ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id], cache=self.ex.cache)
+        ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id],
+                          cache=self.ex.cache)
         try:
             return self._run_step(step, tool, backend, raw_args, ctx)
         except BaseException as e:

@@ -4,6 +4,10 @@ Every tool exists, required arguments are present, no unknown arguments,
 references point to existing inputs, steps and outputs, there is no cycle,
 literals fit their schema, and types agree along every edge. Each problem names
 the step and the argument. `check_plan` raises one PlanError listing them all.
+
+A step whose tool runs a plan of its own (a workflow tool: it has a `sub_plan`) is checked
+through it: a workflow that calls itself, directly or through other workflows, is refused
+(`workflow 'a' calls itself (a -> b -> a)`), and the problems of its own plan are the step's.
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ def validate_plan(plan: Plan, registry: Registry) -> list[str]:
                 if r.source == step.id:
                     problems.append(f"{where}: step refers to itself")
             _check_value(p.annotation, p.tag, value, where, ref_tag, problems)
+        if isinstance(getattr(t, "sub_plan", None), Plan):
+            problems.extend(_workflow_problems(step.id, t, registry))
 
     problems.extend(_cycle_problems(plan, step_ids))
 
@@ -101,6 +107,46 @@ def validate_plan(plan: Plan, registry: Registry) -> list[str]:
         else:
             ref_tag(ref, f"output '{name}'")
     return problems
+
+
+def _callees(t: Tool, registry: Registry) -> list[Tool]:
+    """The workflow tools that the plan of workflow tool `t` calls (once each, in step order)."""
+    seen: dict[str, Tool] = {}
+    for s in t.sub_plan.steps:
+        if s.tool in registry and s.tool not in seen:
+            callee = registry.get(s.tool)
+            if isinstance(getattr(callee, "sub_plan", None), Plan):
+                seen[s.tool] = callee
+    return list(seen.values())
+
+
+def self_call_chain(t: Tool, registry: Registry) -> list[str] | None:
+    """The names from workflow tool `t` to the first workflow met again on the way (`['a', 'b', 'a']`),
+    or None when no workflow reachable from `t` calls itself. Depth-first on an explicit stack."""
+    path, on_path, done = [t.name], {t.name}, set()
+    pending = [iter(_callees(t, registry))]
+    while pending:
+        nxt = next(pending[-1], None)
+        if nxt is None:
+            name = path.pop()
+            on_path.discard(name)
+            done.add(name)
+            pending.pop()
+        elif nxt.name in on_path:
+            return path + [nxt.name]
+        elif nxt.name not in done:
+            path.append(nxt.name)
+            on_path.add(nxt.name)
+            pending.append(iter(_callees(nxt, registry)))
+    return None
+
+
+def _workflow_problems(step_id: str, t: Tool, registry: Registry) -> list[str]:
+    """A workflow tool's step: refused if the workflow calls itself, else its own plan's problems."""
+    chain = self_call_chain(t, registry)
+    if chain is not None:
+        return [f"step '{step_id}': workflow '{chain[-1]}' calls itself ({' -> '.join(chain)})"]
+    return [f"step '{step_id}': workflow '{t.name}': {p}" for p in validate_plan(t.sub_plan, registry)]
 
 
 def _check_value(ann: Any, tag: str, value: Any, where: str, ref_tag, problems: list[str]) -> None:

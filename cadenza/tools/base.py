@@ -77,6 +77,7 @@ class ToolContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)  # every path output_path handed out
+    cache: Any = None  # the run's step cache (engine.cache.StepCache) or None: for a tool that runs a sub-plan
 
     def output_path(self, suffix: str, name: str | None = None) -> Path:
         """Where to write an output file; it is renamed by content when the step ends."""
@@ -134,6 +135,9 @@ class Tool:
     # "process": it runs in a worker process that is killed on cancel or timeout (engine/isolation.py),
     # for work that cannot check (a long call into native code, a subprocess).
     isolation: Literal["thread", "process"] = "thread"
+    # False for building blocks of hand-written workflows (the dubbing line tools): the planner's
+    # catalog leaves them out and offers the workflow that chains them; plans may still use them.
+    plannable: bool = True
 
     def __init__(self) -> None:
         self._setup_done = False
@@ -150,6 +154,10 @@ class Tool:
 
     def forward(self, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def bind_registry(self, registry: Any) -> None:
+        """Called by the registry the tool is registered in. A tool that calls other tools (a workflow)
+        looks them up there; others ignore it."""
 
     # -- signature analysis ---------------------------------------------------
     def _analyse(self, fn: Callable, skip_self: bool) -> None:
@@ -325,7 +333,8 @@ class FunctionTool(Tool):
 
     def __init__(self, fn: Callable, name: str | None = None, description: str | None = None,
                  backends: list[Backend] | None = None, version: str = "1", cacheable: bool = True,
-                 output_name: str = "result", isolation: Literal["thread", "process"] = "thread"):
+                 output_name: str = "result", isolation: Literal["thread", "process"] = "thread",
+                 plannable: bool = True):
         if isolation not in ("thread", "process"):
             raise ValueError(f"tool '{name or fn.__name__}': isolation must be 'thread' or 'process', not {isolation!r}")
         self.fn = fn
@@ -335,6 +344,7 @@ class FunctionTool(Tool):
         self.cacheable = cacheable
         self.output_name = output_name
         self.isolation = isolation
+        self.plannable = plannable
         if backends is not None:
             self.backends = backends
         self._setup_done = True

@@ -6,10 +6,11 @@ A plugin is a module with one hook (see `cadenza.hookspecs`):
     def register_tools(register):
         register(my_tool)
 
-Each built-in tool family (`cadenza.tools.audio`, `cadenza.tools.speech`, ...) is such a
-plugin that ships inside the package (listed in BUILTIN_PLUGINS, the way simonw/llm loads its
-default plugins); installed plugins come from the `cadenza.tools` entry-point group. Both are
-loaded the same way. A plugin that fails to import or register (an exception, or `sys.exit()`)
+Each built-in tool family (`cadenza.tools.audio`, `cadenza.tools.speech`, ...) and the built-in
+workflows (`cadenza.engine.builtin_workflows`) is such a plugin that ships inside the package
+(listed in BUILTIN_PLUGINS, the way simonw/llm loads its default plugins); installed plugins come
+from the `cadenza.tools` entry-point group, and the user's workflow folders last. All are loaded
+the same way. A plugin that fails to import or register (an exception, or `sys.exit()`)
 is recorded in `plugin_errors`, warned about once on stderr, and skipped: it never takes the
 application down. What a plugin prints while it loads goes to stderr, so `--json` output stays
 one JSON object.
@@ -30,13 +31,20 @@ import pluggy
 
 from ..errors import UnknownToolError, printable
 from ..hookspecs import ENTRY_POINT_GROUP, PROJECT, HookSpecs
+from ..paths import workflow_dirs_configured
 from .base import Tool
 
 log = logging.getLogger("cadenza")
 
 
-# The built-in tool families, each a plugin module with a `register_tools` hook.
-BUILTIN_PLUGINS = ("cadenza.tools.audio", "cadenza.tools.speech")
+# The built-in tool families, each a plugin module with a `register_tools` hook, and the built-in
+# workflows (cadenza/workflows/*.yaml), which are tools too. Imported by name: the workflow plugin
+# lives in the engine layer (a workflow tool runs its steps with the executor).
+BUILTIN_PLUGINS = ("cadenza.tools.audio", "cadenza.tools.speech", "cadenza.tools.dub",
+                   "cadenza.engine.builtin_workflows")
+# The workflow folders the user names (CADENZA_WORKFLOWS, `workflow_dirs` in the config file), loaded
+# after the installed plugins and only when some folder is named.
+USER_WORKFLOWS_PLUGIN = "cadenza.engine.user_workflows"
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Registry:
         if t.name in self._tools and not replace and self._tools[t.name] is not t:
             raise ValueError(f"a tool named '{t.name}' is already registered")
         self._tools[t.name] = t
+        t.bind_registry(self)
         return t
 
     def get(self, name: str) -> Tool:
@@ -95,8 +104,8 @@ class Registry:
         return sorted(self._tools)
 
     def load_plugins(self, group: str = ENTRY_POINT_GROUP, *, builtins: bool = True, installed: bool = True) -> None:
-        """Register the tools of the built-in families, then of every installed plugin (either
-        can be left out); record and skip broken ones."""
+        """Register the tools of the built-in families and workflows, then of every installed plugin
+        and the user's workflow folders (either part can be left out); record and skip broken ones."""
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(HookSpecs)
         if builtins:
@@ -104,6 +113,9 @@ class Registry:
                 self._load_plugin(pm, module, module, lambda m=module: importlib.import_module(m), builtin=True)
         for ep in importlib.metadata.entry_points(group=group) if installed else ():
             self._load_plugin(pm, ep.name, ep.value, ep.load, builtin=False)
+        if installed and workflow_dirs_configured():
+            module = USER_WORKFLOWS_PLUGIN
+            self._load_plugin(pm, module, module, lambda: importlib.import_module(module), builtin=True)
 
     def _load_plugin(self, pm: pluggy.PluginManager, name: str, module_name: str, load: Callable[[], Any],
                      builtin: bool) -> None:
