@@ -15,7 +15,7 @@ from typing import Annotated
 import pytest
 from pydantic import Field
 
-from cadenza import Registry, tool
+from cadenza import Registry, Workspace, tool
 from cadenza.engine.plan import Plan, Step
 from cadenza.engine.validate import check_plan, validate_plan
 from cadenza.engine.workflow import load_workflow
@@ -49,8 +49,20 @@ RANGES = {
     ("speak", "speed"): (0.25, 4, False),
     ("make_subtitles", "max_chars"): (10, 200, False),
     ("make_subtitles", "max_lines"): (1, 10, False),
+    ("dub_lines", "max_chars"): (20, 2000, False),
+    ("dub_lines", "max_seconds"): (1, 120, False),
+    ("dub_lines", "max_pause"): (0, 30, False),
+    ("speak_lines", "speed"): (0.25, 4, False),
+    ("speak_lines", "max_speedup"): (1, 2, False),
+    ("speak_lines", "share_of_gap"): (0, 1, False),
+    ("speak_lines", "min_speed"): (0.5, 1, False),
+    ("speak_lines", "duration"): (0, 604800, False),
+    ("speak_lines", "speeds"): (0, 2, False),  # each item; 0 means "fit automatically"
 }
-NUMBER_PARAMS = sorted((t.name, n) for t in TOOLS.values() for n, p in t.params.items() if p.tag in NUMBER_TAGS)
+# A workflow tool's number input is checked by the tool it feeds (narrate's music_gain by mix_audio's
+# gains_db range); at the workflow's own boundary it must be finite (tested below), not ranged.
+NUMBER_PARAMS = sorted((t.name, n) for t in TOOLS.values() if not hasattr(t, "sub_plan")
+                       for n, p in t.params.items() if p.tag in NUMBER_TAGS)
 RANGED = sorted(k for k, v in RANGES.items() if k != ("convert_audio", "channels"))
 
 
@@ -267,3 +279,15 @@ def test_tools_show_json_carries_the_bounds(tmp_path):
     r = cadenza("tools", "show", "fit_audio", "--json", cwd=tmp_path)
     duration = json.loads(r.stdout)["input_schema"]["properties"]["duration"]
     assert (duration["exclusiveMinimum"], duration["maximum"], duration["type"]) == (0, 86400, "number")
+
+
+def test_a_workflow_tools_number_input_must_be_finite_and_is_ranged_where_it_is_used(tmp_path):
+    from cadenza.engine.executor import Executor
+    from cadenza.engine.plan import Plan, Step
+    from cadenza.errors import InputError, PlanError
+
+    narrate = TOOLS["narrate"]
+    assert "music_gain" in narrate.params and narrate.params["music_gain"].tag == "number"
+    with pytest.raises((InputError, PlanError), match="music_gain"):
+        Executor(cache=False).run(Plan(steps=[Step(id="n", tool="narrate", args={
+            "speech": "a.wav", "music": "b.wav", "music_gain": float("nan")})]), {}, Workspace(tmp_path / "o"))

@@ -1,0 +1,18 @@
+"""Dubbing tools: dub_lines (transcript segments into dubbing lines), speak_lines (each line spoken,
+fitted to its slot and placed at its start, with a per-line cache) and load_dub_lines (an edited
+dub_lines.json read back). One module per concern: lines, fit, cache, shorten, speak_lines, report.
+A plugin that ships inside the package.
+"""
+
+from ...hookspecs import hookimpl
+from .lines import dub_lines
+from .report import load_dub_lines
+from .speak_lines import speak_lines
+
+DUB_TOOLS = [dub_lines, speak_lines, load_dub_lines]
+
+
+@hookimpl
+def register_tools(register):
+    for t in DUB_TOOLS:
+        register(t)
