@@ -22,7 +22,9 @@ import atexit
 import contextlib
 import functools
 import gc
+import glob
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +44,10 @@ def torch_or_none():
 
 @functools.cache
 def cuda_available() -> bool:
+    # On Linux without the NVIDIA driver's device nodes there is no CUDA: say so without importing
+    # torch, which costs seconds at every command's start.
+    if sys.platform.startswith("linux") and not glob.glob("/dev/nvidia*"):
+        return False
     torch = torch_or_none()
     return bool(torch is not None and torch.cuda.is_available())
 

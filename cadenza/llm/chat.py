@@ -21,8 +21,6 @@ import os
 import re
 from typing import Any
 
-from langchain_core.language_models.chat_models import BaseChatModel
-
 from ..errors import CadenzaError, InputError, LLMConfigError, LLMError
 from ..paths import load_config
 
@@ -118,6 +116,8 @@ def supports_structured_output(model) -> bool:
     """Does the model's class bring its own `with_structured_output` (the provider packages'
     models do: OpenAI, Ollama, Anthropic, Google, ...)? LangChain's base version needs
     tool calling, which a plain chat model (a scripted test model) lacks."""
+    from langchain_core.language_models.chat_models import BaseChatModel  # heavy: only when asked
+
     own = getattr(type(model), "with_structured_output", None)
     return own is not None and own is not BaseChatModel.with_structured_output
 
