@@ -104,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     w = wf.add_parser("schema", help="print the plan format's JSON Schema")
     w.set_defaults(func=cmd_workflow_schema)
 
+    dub = sub.add_parser("dub", help="dub a video's speech into another language (the 'dub' workflow)")
+    dub.add_argument("video", nargs="?", help="the video to dub")
+    dub.add_argument("--to", dest="to", metavar="LANG", help="the language to dub into (es, de, ...)")
+    dub.add_argument("--from", dest="source", metavar="LANG", default=None,
+                     help="the spoken language (default: detect it)")
+    dub.add_argument("--voice", default=None, help="the voice (default: the best one here for the language)")
+    dub.add_argument("--list-languages", action="store_true",
+                     help="list the languages that can be dubbed into here, with their voices, and exit")
+    _run_options(dub)
+    dub.set_defaults(func=cmd_dub)
+
     for name, helptext in [("plan", "plan a request and print the validated plan (nothing runs)"),
                            ("run", "plan a request, run it and answer")]:
         a = sub.add_parser(name, help=helptext)
@@ -305,7 +316,9 @@ def cmd_workflow_schema(args) -> int:
     return 0
 
 
-def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace") -> int:
+def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -> int:
+    """Run `plan` and print its outputs (one JSON object with --json). `finish(result)`, when given,
+    runs after a successful run and returns the outputs to show in place of the run's."""
     from .engine.executor import Executor
     from .progress import ProgressDisplay
     from .runtime import get_runtime
@@ -316,6 +329,9 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace") -> int:
         ex = Executor(on_event=progress.on_event, cache=not args.no_cache, timeout=args.timeout)
         result = ex.run(plan, inputs, ws)
     from .media import to_jsonable
+
+    if finish is not None and result.ok:
+        result.outputs = finish(result)
 
     if args.json:
         doc = {"status": result.status, "outputs": to_jsonable(result.outputs),
@@ -375,6 +391,77 @@ def _parse_value(raw: str, tag: str, where: str) -> Any:
         return safe_load_yaml(raw, where)  # the workflow loader's limits: no alias bomb, no deep nesting
     except yaml.YAMLError:
         return raw
+
+
+# -- dubbing -------------------------------------------------------------------------
+def dub_languages() -> dict[str, list[tuple[str, str, str]]]:
+    """The languages a video can be dubbed into here: those Whisper and the translator know that
+    some voice here speaks, each with its voices (backend, voice, note), best first."""
+    from .tools.speech.languages import LANGUAGES, whisper_code
+    from .tools.speech.speak import voices_for_language
+
+    out = {}
+    for c in LANGUAGES:
+        voices = voices_for_language(c) if whisper_code(c) else []
+        if voices:
+            out[c] = voices
+    return out
+
+
+def cmd_dub(args) -> int:
+    """A thin front on the `dub` workflow tool: flags become its inputs; it runs like `workflow run`."""
+    from .engine.workflow import media_inputs, prepare_workflow
+    from .tools.registry import default_registry
+    from .tools.speech.languages import WHISPER_CODES, code, whisper_code
+
+    languages = dub_languages()
+    if args.list_languages:
+        return _list_dub_languages(args, languages)
+    if not args.video or not args.to:
+        raise InputError("dub: give a VIDEO and --to LANG (or --list-languages)")
+    to = code(args.to)
+    if to not in languages:
+        raise InputError(f"dub: cannot dub into {args.to!r} here; supported: {', '.join(languages) or 'none'}")
+    source = ""
+    if args.source:
+        source = whisper_code(args.source) or ""
+        if not source:
+            raise InputError(f"dub: unknown spoken language {args.source!r}; supported: {', '.join(WHISPER_CODES)}")
+    path = default_registry().get("dub").path  # the registered workflow tool's file
+    plan = prepare_workflow(path)
+    inputs: dict[str, Any] = {"video": args.video, "to": to, "from": source}
+    if args.voice:
+        inputs["voice"] = args.voice
+    ws = Workspace.for_run(args.out, media_inputs(plan, inputs), roots=[Path(path).parent])
+
+    def finish(result) -> dict[str, Any]:
+        from .tools.dub.report import LineReport, write_dub_lines
+
+        outputs = dict(result.outputs)
+        lines = [LineReport.model_validate(x) for x in outputs.pop("lines", [])]
+        outputs["dub_lines"] = write_dub_lines(ws.out_dir / "dub_lines.json", lines, to)
+        return outputs
+
+    return _execute(args, plan, inputs, ws, finish)
+
+
+def _list_dub_languages(args, languages: dict[str, list[tuple[str, str, str]]]) -> int:
+    from .llm.chat import resolve_spec
+    from .tools.speech.languages import name
+
+    try:
+        translator = resolve_spec()
+    except CadenzaError as e:
+        translator = f"(not configured: {one_line(e)})"
+    if args.json:
+        print(json.dumps({"translator": translator, "languages": {
+            c: {"name": name(c), "voices": [{"backend": b, "voice": v, "note": n} for b, v, n in vs]}
+            for c, vs in languages.items()}}))
+        return 0
+    print(printable(f"translator: {translator}"))
+    for c, vs in languages.items():
+        print(printable(f"{c}  {name(c)}: " + "; ".join(f"{b} '{v}' ({n})" for b, v, n in vs)))
+    return 0
 
 
 # -- the agent -----------------------------------------------------------------------

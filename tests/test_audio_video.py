@@ -122,3 +122,39 @@ def test_replace_audio_with_bad_audio():
     with pytest.raises(MediaError) as e:
         replace_audio(video="v.mp4", audio="bad.wav")
     assert_one_line_naming(e.value, "bad.wav")
+
+
+def _streams(path):
+    """(kind, codec, language tag, packet count) for each stream of a file."""
+    import av
+
+    with av.open(str(path)) as c:
+        info = [[s.type, s.codec_context.name, s.metadata.get("language"), 0] for s in c.streams]
+        for packet in c.demux():
+            if packet.dts is not None:
+                info[packet.stream.index][3] += 1
+    return [tuple(i) for i in info]
+
+
+def test_replace_audio_keeps_the_original_as_a_second_tagged_track():
+    mf.make_video("v.mp4", seconds=2.0, with_audio=True, freq=440)
+    mf.tone("new.wav", freq=880, seconds=2.0)
+    out = replace_audio(video="v.mp4", audio="new.wav", keep_original=True, language="es",
+                        original_language="English")
+    before, after = _streams("v.mp4"), _streams(out.path)
+    assert [s[0] for s in after] == ["video", "audio", "audio"]
+    video_in = next(s for s in before if s[0] == "video")
+    assert after[0][1] == video_in[1] and after[0][3] == video_in[3]  # the picture copied, packet for packet
+    assert after[1][2] == "spa" and after[2][2] == "eng"
+    audio_in = next(s for s in before if s[0] == "audio")
+    assert after[2][1] == audio_in[1] and after[2][3] == audio_in[3]  # the original sound copied too
+    x, rate = decode(out)  # the first audio track is the new one
+    assert dominant_freq(x, rate) == pytest.approx(880, rel=0.02)
+
+
+def test_replace_audio_tags_only_languages_it_knows():
+    mf.make_video("v.mp4", seconds=1.0, with_audio=True)
+    mf.tone("new.wav", seconds=1.0)
+    out = replace_audio(video="v.mp4", audio="new.wav", language="deu", original_language="xx")
+    after = _streams(out.path)
+    assert [s[0] for s in after] == ["video", "audio"] and after[1][2] == "deu"

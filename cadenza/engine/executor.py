@@ -458,6 +458,8 @@ class _Run:
         if ref is not None:
             if ref.source in self.values:
                 return self.values[ref.source]
+            if ref.source in self.plan.inputs:  # an optional input with no default, not given: None
+                return None
             outs = self.results[ref.source]
             if ref.field is None:
                 if len(outs) == 1:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ...errors import MediaError
 from ...media import Audio, Video, open_media
 from ..base import ToolContext, tool
+from ..speech.languages import code, iso3
 from .edit import PYDUB, AudioFormat, _save
 from .io import load_segment, samples_of, write_audio_stream
 
@@ -27,18 +28,24 @@ def extract_audio(video: Video, ctx: ToolContext, format: AudioFormat = "wav") -
     return _save(load_segment(video), ctx, "." + format)
 
 
-@tool(backends=PYDUB)
-def replace_audio(video: Video, audio: Audio, ctx: ToolContext) -> Video:
+@tool(backends=PYDUB, version="2")
+def replace_audio(video: Video, audio: Audio, ctx: ToolContext, keep_original: bool = False,
+                  language: str | None = None, original_language: str | None = None) -> Video:
     """Put a new sound track on a video: the picture is copied untouched, the audio is cut or
-    padded with silence to the video's length.
+    padded with silence to the video's length; optionally the video's own sound is kept as a second track.
 
     Args:
         video: the video whose picture is kept
         audio: the new sound track
+        keep_original: also keep the video's own sound, copied untouched, as a second audio track
+        language: the new track's language (e.g. 'es'), written as its ISO 639-2 tag ('spa')
+        original_language: the language of the kept original track (e.g. 'en'), written the same way
     """
     import av
     from pydub import AudioSegment
 
+    new_tag = _language_tag(language, ctx, "the new audio track")
+    old_tag = _language_tag(original_language, ctx, "the original audio track")
     seg = load_segment(audio)
     picture_seconds = _picture_duration(video) or video.duration
     if picture_seconds:
@@ -56,15 +63,41 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext) -> Video:
             vin_stream = vin.streams.video[0]
             v_out = vout.add_stream_from_template(vin_stream)
             a_out = vout.add_stream(codec, rate=rate, layout=layout)
-            for packet in vin.demux(vin_stream):
+            if new_tag:
+                a_out.metadata["language"] = new_tag
+            copied = {vin_stream.index: v_out}
+            if keep_original:
+                if not vin.streams.audio:
+                    ctx.note(f"keep_original: {video.path.name} has no sound of its own; one audio track written")
+                else:
+                    ain_stream = vin.streams.audio[0]
+                    o_out = vout.add_stream_from_template(ain_stream)
+                    if old_tag:
+                        o_out.metadata["language"] = old_tag
+                    copied[ain_stream.index] = o_out
+            for packet in vin.demux(*(vin.streams[i] for i in copied)):
                 if packet.dts is None:  # the demuxer's flush packet
                     continue
-                packet.stream = v_out
+                packet.stream = copied[packet.stream.index]
                 vout.mux(packet)
             write_audio_stream(vout, a_out, samples_of(seg), rate, layout)
     except av.error.FFmpegError as e:
         raise MediaError(f"cannot write video {out_path.name}: {getattr(e, 'strerror', None) or e}") from e
     return Video.from_path(out_path)
+
+
+def _language_tag(language: str | None, ctx: ToolContext, what: str) -> str | None:
+    """The ISO 639-2 tag for a track's metadata ('es', 'Spanish', 'spa' -> 'spa'); None (noted) when
+    no tag is known for it, so an unusual language leaves the track untagged rather than failing."""
+    if language is None or not language.strip():
+        return None
+    tag = iso3(language)
+    if tag is None:
+        c = code(language)
+        tag = c if len(c) == 3 and c.isalpha() else None
+    if tag is None:
+        ctx.note(f"no ISO 639-2 code known for language {language!r}: {what} is left untagged")
+    return tag
 
 
 VIDEO_AUDIO_TOOLS = [extract_audio, replace_audio]

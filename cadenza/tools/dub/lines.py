@@ -81,7 +81,7 @@ def group_lines(segments: list[Segment], max_chars: int = 180, max_seconds: floa
                 max_pause: float = 1.0) -> list[Segment]:
     """Dubbing lines from timed segments (a pure function; `dub_lines` is the tool).
 
-    Lines end at sentence ends; consecutive sentences share a line while the line stays within
+    Lines end at sentence ends, and at any pause longer than `max_pause`; consecutive sentences share a line while the line stays within
     `max_chars` and `max_seconds` and the silence between them is at most `max_pause` seconds
     (a longer pause starts a new line, so the voice waits for it). Each line's start and end
     are those of its first and last word: its slot."""
@@ -89,9 +89,11 @@ def group_lines(segments: list[Segment], max_chars: int = 180, max_seconds: floa
         raise InputError("dub_lines: max_chars and max_seconds must be positive")
     words = [w for s in sorted(segments, key=lambda s: s.start) for w in _words_of(s)]
     sentences, cur = [], []
-    for w in words:
+    for i, w in enumerate(words):
         cur.append(w)
-        if _SENTENCE_END.search(w.text):
+        # a sentence ends at its mark, or at a pause longer than max_pause (an unpunctuated
+        # transcript, as Whisper gives for some voices, must not run one line over its silences)
+        if _SENTENCE_END.search(w.text) or (i + 1 < len(words) and words[i + 1].start - w.end > max_pause):
             sentences.append(cur)
             cur = []
     if cur:
