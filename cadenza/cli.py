@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--from", dest="source", metavar="LANG", default=None,
                      help="the spoken language (default: detect it)")
     dub.add_argument("--voice", default=None, help="the voice (default: the best one here for the language)")
+    dub.add_argument("--lines", default=None, metavar="FILE",
+                     help="an edited dub_lines.json of an earlier run: its translations (and per-line voice or "
+                          "speed) are used, and only the lines it changes are spoken again")
     dub.add_argument("--list-languages", action="store_true",
                      help="list the languages that can be dubbed into here, with their voices, and exit")
     _run_options(dub)
@@ -432,6 +435,11 @@ def cmd_dub(args) -> int:
     inputs: dict[str, Any] = {"video": args.video, "to": to, "from": source}
     if args.voice:
         inputs["voice"] = args.voice
+    if args.lines:  # its text, not its name: the step cache then sees the edits
+        try:
+            inputs["edits"] = Path(args.lines).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"dub: cannot read --lines {args.lines}: {getattr(e, 'strerror', None) or e}") from None
     ws = Workspace.for_run(args.out, media_inputs(plan, inputs), roots=[Path(path).parent])
 
     def finish(result) -> dict[str, Any]:

@@ -136,8 +136,46 @@ def test_dub_is_a_validated_workflow_tool(tmp_path):
     from cadenza.tools.registry import default_registry
 
     assert default_registry().get("dub").signature_line() == (
-        "dub(video: video, to: text, from?: text, voice?: text) -> video: video, subtitles: subtitles, "
+        "dub(video: video, to: text, from?: text, voice?: text, edits?: text) -> video: video, subtitles: subtitles, "
         "subtitles_vtt: subtitles, speech: audio, lines: list[LineReport]")
     r = _cli("workflow", "validate", str(ROOT / "cadenza" / "workflows" / "dub.yaml"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["inputs"] == ["video", "to", "from", "voice"]
+    assert json.loads(r.stdout)["inputs"] == ["video", "to", "from", "voice", "edits"]
+
+
+def test_an_edited_line_is_the_only_one_spoken_again(workdir, monkeypatch):
+    """Edit one translation in dub_lines.json, re-run with --lines: only that line is synthesized
+    again (the run's record says so), every step before the voice comes from the cache, and the
+    subtitles carry the edit."""
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
+    _clip(workdir / "clip.mp4")
+    with translation_llm(ScriptedChatModel([_translator] * 20)):
+        assert cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--json"]) == 0
+    report = json.loads((workdir / "out" / "dub_lines.json").read_text(encoding="utf-8"))
+    last = len(report["lines"]) - 1
+    report["lines"][last]["translation"] = "Mil gracias."
+    (workdir / "out" / "dub_lines.json").write_text(json.dumps(report), encoding="utf-8")
+
+    llm = ScriptedChatModel([_translator] * 20)
+    with translation_llm(llm):
+        assert cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--lines", "out/dub_lines.json",
+                         "--json"]) == 0
+    assert not llm.calls  # the translations came from the cache and the file, not the LLM
+    run = json.loads((workdir / "out" / "run.json").read_text(encoding="utf-8"))
+    steps = {s["id"]: s for s in run["steps"]}
+    assert all(steps[i]["status"] == "cached" for i in ("sound", "words", "lines", "tr"))
+    assert steps["speech"]["status"] == "succeeded"
+    assert steps["speech"]["outputs"]["synthesized"] == [last]
+    assert steps["speech"]["outputs"]["cached"] == list(range(last))
+    assert "Mil gracias." in max((workdir / "out").glob("srt-*.srt"), key=lambda p: p.stat().st_mtime).read_text()
+    edited = json.loads((workdir / "out" / "dub_lines.json").read_text(encoding="utf-8"))
+    assert edited["lines"][last]["translation"] == "Mil gracias."
+
+
+def test_a_line_file_that_does_not_match_is_bad_input(workdir, monkeypatch):
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
+    _clip(workdir / "clip.mp4")
+    (workdir / "other.json").write_text(json.dumps({"lines": [{"start": 0, "end": 1, "translation": "Hola."}]}))
+    with translation_llm(ScriptedChatModel([_translator] * 20)):
+        code = cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--lines", "other.json"])
+    assert code == 2

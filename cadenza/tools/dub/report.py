@@ -81,12 +81,21 @@ def read_dub_lines(path: str | Path, source: list[Segment]) -> EditedLines:
     """The edited lines of a dub_lines.json, checked against the `source` lines (one InputError line
     naming the first mismatch: count, slot, or a bad field)."""
     path = Path(path)
-    name = path.name
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise _fail(name, f"cannot read it: {e.strerror or e}") from None
-    except (ValueError, UnicodeDecodeError) as e:
+        raise _fail(path.name, f"cannot read it: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise _fail(path.name, f"not valid JSON: {str(e).splitlines()[0]}") from None
+    return parse_dub_lines(text, source, path.name)
+
+
+def parse_dub_lines(text: str, source: list[Segment], name: str = "dub_lines.json") -> EditedLines:
+    """`read_dub_lines` on the file's text (what the `dub` workflow passes on, so the step cache
+    keys on the edits themselves, not on the file's name)."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
         raise _fail(name, f"not valid JSON: {str(e).splitlines()[0]}") from None
     lines = data.get("lines") if isinstance(data, dict) else None
     if not isinstance(lines, list):

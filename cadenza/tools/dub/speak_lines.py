@@ -29,7 +29,7 @@ from ..types import Range
 from . import shorten as _shorten
 from .cache import LineCache, line_key
 from .fit import MAX_SPEEDUP, MIN_SPEED, fit_to_slot, place, seconds
-from .report import LineReport
+from .report import LineReport, parse_dub_lines
 
 VERSION = "1"  # bump when the audio of a line changes for the same inputs (part of every line's key)
 MAX_SHORTEN_TRIES = 2
@@ -43,6 +43,7 @@ class DubbedSpeech(BaseModel):
     lines: list[LineReport] = Field(description="per line: slot, texts, lengths, speed, action, warnings")
     synthesized: list[int] = Field(description="indices of the lines synthesized in this run")
     cached: list[int] = Field(description="indices of the lines taken from the per-line cache")
+    segments: list[Segment] = Field(description="what was spoken, timed by each line's slot (for subtitles)")
 
 
 class _Voices:
@@ -101,7 +102,7 @@ def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: Vo
                 duration: Annotated[float, Range(0, MAX_SECONDS)] | None = None,
                 source_lines: list[Segment] | None = None, voices: list[str | None] | None = None,
                 speeds: list[Annotated[float, Range(0, 2)]] | None = None,
-                shorten: bool = True, fallback: bool = True) -> DubbedSpeech:
+                shorten: bool = True, fallback: bool = True, edits: str | None = None) -> DubbedSpeech:
     """Dub timed lines: speak each, fit it to its slot (gap, speed-up with pitch kept, a shorter rendering, a faded trim) and place it at its start time.
 
     Args:
@@ -118,7 +119,12 @@ def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: Vo
         speeds: per line, a fixed speed factor, or 0 to fit automatically
         shorten: ask the configured LLM for a shorter rendering when a line is too long even at max_speedup
         fallback: speak languages the chosen voice lacks with espeak-ng when it is installed
+        edits: the text of an edited dub_lines.json of an earlier run: its translations, and any voice or
+            speed set per line, replace the lines' (it must match source_lines, or lines when not given)
     """
+    if edits is not None and edits.strip():
+        edited = parse_dub_lines(edits, source_lines or lines)
+        lines, voices, speeds = edited.lines, voices or edited.voices, speeds or edited.speeds
     n = len(lines)
     for what, given in (("source_lines", source_lines), ("voices", voices), ("speeds", speeds)):
         if given is not None and len(given) != n:
@@ -200,7 +206,9 @@ def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: Vo
     trimmed = [r.index for r in reports if r.action == "trim"]
     if trimmed:
         ctx.note(f"speak_lines: {len(trimmed)} line(s) too long for their slot were cut: {trimmed[:20]}")
-    return DubbedSpeech(speech=Audio.from_path(path), lines=reports, synthesized=synthesized, cached=cached)
+    spoken = [Segment(start=r.start, end=r.end, text=r.spoken_text or r.translation) for r in reports]
+    return DubbedSpeech(speech=Audio.from_path(path), lines=reports, synthesized=synthesized, cached=cached,
+                        segments=spoken)
 
 
 def _fit_line(text: str, raw, *, r_slot: float, gap: float, lang: str, why_no_llm: str | None, share_of_gap: float,
