@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     dub.add_argument("--list-languages", action="store_true",
                      help="list the languages that can be dubbed into here, with their voices, and exit")
     _run_options(dub)
-    dub.set_defaults(func=cmd_dub)
+    dub.set_defaults(func=_cmd_dub)
 
     for name, helptext in [("plan", "plan a request and print the validated plan (nothing runs)"),
                            ("run", "plan a request, run it and answer")]:
@@ -396,80 +396,11 @@ def _parse_value(raw: str, tag: str, where: str) -> Any:
         return raw
 
 
-# -- dubbing -------------------------------------------------------------------------
-def dub_languages() -> dict[str, list[tuple[str, str, str]]]:
-    """The languages a video can be dubbed into here: those Whisper and the translator know that
-    some voice here speaks, each with its voices (backend, voice, note), best first."""
-    from .tools.speech.languages import LANGUAGES, whisper_code
-    from .tools.speech.speak import voices_for_language
+def _cmd_dub(args) -> int:
+    from .dub_cli import dub_job  # the dubbing front lives beside this one
 
-    out = {}
-    for c in LANGUAGES:
-        voices = voices_for_language(c) if whisper_code(c) else []
-        if voices:
-            out[c] = voices
-    return out
-
-
-def cmd_dub(args) -> int:
-    """A thin front on the `dub` workflow tool: flags become its inputs; it runs like `workflow run`."""
-    from .engine.workflow import media_inputs, prepare_workflow
-    from .tools.registry import default_registry
-    from .tools.speech.languages import WHISPER_CODES, code, whisper_code
-
-    languages = dub_languages()
-    if args.list_languages:
-        return _list_dub_languages(args, languages)
-    if not args.video or not args.to:
-        raise InputError("dub: give a VIDEO and --to LANG (or --list-languages)")
-    to = code(args.to)
-    if to not in languages:
-        raise InputError(f"dub: cannot dub into {args.to!r} here; supported: {', '.join(languages) or 'none'}")
-    source = ""
-    if args.source:
-        source = whisper_code(args.source) or ""
-        if not source:
-            raise InputError(f"dub: unknown spoken language {args.source!r}; supported: {', '.join(WHISPER_CODES)}")
-    path = default_registry().get("dub").path  # the registered workflow tool's file
-    plan = prepare_workflow(path)
-    inputs: dict[str, Any] = {"video": args.video, "to": to, "from": source}
-    if args.voice:
-        inputs["voice"] = args.voice
-    if args.lines:  # its text, not its name: the step cache then sees the edits
-        try:
-            inputs["edits"] = Path(args.lines).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"dub: cannot read --lines {args.lines}: {getattr(e, 'strerror', None) or e}") from None
-    ws = Workspace.for_run(args.out, media_inputs(plan, inputs), roots=[Path(path).parent])
-
-    def finish(result) -> dict[str, Any]:
-        from .tools.dub.report import LineReport, write_dub_lines
-
-        outputs = dict(result.outputs)
-        lines = [LineReport.model_validate(x) for x in outputs.pop("lines", [])]
-        outputs["dub_lines"] = write_dub_lines(ws.out_dir / "dub_lines.json", lines, to)
-        return outputs
-
-    return _execute(args, plan, inputs, ws, finish)
-
-
-def _list_dub_languages(args, languages: dict[str, list[tuple[str, str, str]]]) -> int:
-    from .llm.chat import resolve_spec
-    from .tools.speech.languages import name
-
-    try:
-        translator = resolve_spec()
-    except CadenzaError as e:
-        translator = f"(not configured: {one_line(e)})"
-    if args.json:
-        print(json.dumps({"translator": translator, "languages": {
-            c: {"name": name(c), "voices": [{"backend": b, "voice": v, "note": n} for b, v, n in vs]}
-            for c, vs in languages.items()}}))
-        return 0
-    print(printable(f"translator: {translator}"))
-    for c, vs in languages.items():
-        print(printable(f"{c}  {name(c)}: " + "; ".join(f"{b} '{v}' ({n})" for b, v, n in vs)))
-    return 0
+    job = dub_job(args)
+    return job if isinstance(job, int) else _execute(args, *job)
 
 
 # -- the agent -----------------------------------------------------------------------

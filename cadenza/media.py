@@ -301,6 +301,15 @@ _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
 
 
+def hash_file(path: str | os.PathLike) -> str:
+    """sha256 of a file as it is now (never remembered: for checking a file that may have changed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a file, remembered by (path, size, mtime) so re-runs do not re-read."""
     p = Path(path)
@@ -309,11 +318,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     with _hash_lock:
         if key in _hash_cache:
             return _hash_cache[key]
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
+    digest = hash_file(p)
     with _hash_lock:
         _hash_cache[key] = digest
     return digest

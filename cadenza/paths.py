@@ -61,6 +61,17 @@ MODEL_ENV_VARS = ("CADENZA_FASTER_WHISPER_MODEL", "CADENZA_OPENAI_WHISPER_MODEL"
                   "CADENZA_HF_TTS_MODEL")
 
 
+def config_folders(key: str) -> list[Path]:
+    """The folders listed under `key` in the config file (a string or a list of strings; relative
+    entries start at the config file's folder); anything else there is one clear error."""
+    dirs = load_config().get(key, [])
+    if isinstance(dirs, str):
+        dirs = [dirs]
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        raise InputError(f"config file {config_path()}: {key} must be a list of folder paths")
+    return [config_path().parent / Path(d).expanduser() for d in dirs]
+
+
 def configured_model_paths() -> list[Path]:
     """The model folders and files the user configured, as real paths: CADENZA_MODELS_DIR, each of
     MODEL_ENV_VARS that holds a path, and `model_dirs = [...]` in the config file (relative entries
@@ -68,12 +79,7 @@ def configured_model_paths() -> list[Path]:
     run's allowed roots; nothing else outside them."""
     found = [Path(os.environ["CADENZA_MODELS_DIR"])] if os.environ.get("CADENZA_MODELS_DIR") else []
     found += [Path(v) for v in (os.environ.get(k, "") for k in MODEL_ENV_VARS) if looks_like_path(v)]
-    dirs = load_config().get("model_dirs", [])
-    if isinstance(dirs, str):
-        dirs = [dirs]
-    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-        raise InputError(f"config file {config_path()}: model_dirs must be a list of folder paths")
-    found += [config_path().parent / Path(d).expanduser() for d in dirs]
+    found += config_folders("model_dirs")
     real = []
     for p in found:
         try:
@@ -90,12 +96,7 @@ def workflow_dirs() -> list[Path]:
     separated by os.pathsep), then `workflow_dirs = [...]` in the config file (relative entries start
     at the config file's folder). A folder that does not exist is an error, not skipped: it is a typo."""
     found = [Path(v) for v in os.environ.get("CADENZA_WORKFLOWS", "").split(os.pathsep) if v.strip()]
-    dirs = load_config().get("workflow_dirs", [])
-    if isinstance(dirs, str):
-        dirs = [dirs]
-    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-        raise InputError(f"config file {config_path()}: workflow_dirs must be a list of folder paths")
-    found += [config_path().parent / Path(d).expanduser() for d in dirs]
+    found += config_folders("workflow_dirs")
     out: list[Path] = []
     for p in found:
         p = p.expanduser()

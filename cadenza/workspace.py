@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, MediaError, PathNotAllowedError
-from .media import Media, file_sha256
+from .media import Media, file_sha256, hash_file
 from .paths import configured_model_paths, looks_like_path
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # 'openai/whisper-base': a model hub name, not a path
@@ -156,7 +156,7 @@ def copy_file(src: Path, dst: Path, expect_sha256: str | None = None) -> str:
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.part")
     try:
         if _reflink(src, tmp):
-            digest = hashlib.sha256(tmp.read_bytes()).hexdigest() if expect_sha256 else ""
+            digest = hash_file(tmp) if expect_sha256 else ""  # shared blocks: read only to check
         else:
             h = hashlib.sha256()
             with open(src, "rb") as fin, open(tmp, "wb") as fout:

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..media import MEDIA_TYPES, Media, file_sha256, to_jsonable
+from ..media import MEDIA_TYPES, Media, file_sha256, hash_file, to_jsonable
 from ..paths import step_cache_dir
 from ..tools.types import adapter
 from ..workspace import copy_file
@@ -133,7 +133,7 @@ class StepCache:
                 except ValueError as e:
                     raise BadEntry(str(e)) from None
                 placed.append(target)
-            elif _sha256(target) != files[stored][1]:  # an output edited in place: give back the cached one
+            elif hash_file(target) != files[stored][1]:  # an output edited in place: give back the cached one
                 copy_file(entry / stored, target, expect_sha256=files[stored][1])
             data["path"] = target
             return MEDIA_TYPES[kind](**data)
@@ -152,11 +152,3 @@ def _check_file(entry: Path, name: str, size: int) -> None:
         raise BadEntry(f"{name} is missing or not a plain file")
     if path.stat().st_size != size:
         raise BadEntry(f"{name} has {path.stat().st_size} bytes, not {size}")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
