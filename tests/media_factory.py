@@ -139,20 +139,24 @@ def silence(path, seconds: float = 1.0, rate: int = 22050, channels: int = 1) ->
 
 def make_video(path, seconds: float = 2.0, with_audio: bool = True, fps: int = 25, width: int = 64,
                height: int = 48, rate: int = 22050, freq: float = 440.0,
-               audio_seconds: float | None = None) -> Path:
+               audio_seconds: float | None = None, codec: str | None = None) -> Path:
     """A tiny MPEG-4 video (moving gradient, `fps` frames a second) with, optionally, an AAC
-    sine-tone sound track of `audio_seconds` (default: as long as the picture)."""
+    sine-tone sound track of `audio_seconds` (default: as long as the picture). A .webm file gets
+    VP9 and Opus (48 kHz) instead, the codecs WebM allows; `codec` names another video encoder
+    (e.g. libx264, whose B-frames give .mkv packets without a dts)."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_frames = int(round(seconds * fps))
+    webm = path.suffix.lower() == ".webm"
     with av.open(str(path), "w") as out:
-        vs = out.add_stream("mpeg4", rate=fps)
+        vs = out.add_stream(codec or ("libvpx-vp9" if webm else "mpeg4"), rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         audio = None
         if with_audio:
-            audio = out.add_stream("aac", rate=rate, layout="mono")
+            audio = out.add_stream("libopus", rate=48000, layout="mono") if webm else \
+                out.add_stream("aac", rate=rate, layout="mono")
         yy, xx = np.mgrid[0:height, 0:width]
         for i in range(n_frames):
             img = np.stack([(xx * 4 + i * 8) % 256, (yy * 5) % 256, np.full_like(xx, (i * 10) % 256)], axis=-1)

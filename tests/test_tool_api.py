@@ -111,7 +111,7 @@ def test_spec_is_json_ready():
 def test_builtin_tools_are_registered():
     names = cadenza.default_registry().names()
     for n in ["mix_audio", "concat_audio", "trim_audio", "fade_audio", "normalize_audio", "fit_audio",
-              "convert_audio", "extract_audio", "replace_audio"]:
+              "convert_audio", "extract_audio", "replace_audio", "add_subtitles"]:
         assert n in names
 
 

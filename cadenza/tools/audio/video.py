@@ -1,18 +1,23 @@
-"""Audio out of and into video files, with PyAV (the video stream is copied, never re-encoded)."""
+"""Audio out of and into video files, and subtitles onto them, with PyAV. The picture is copied
+untouched, except where subtitles are burned into it (then it is re-encoded)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from ...errors import MediaError
-from ...media import Audio, Video, open_media
-from ..base import ToolContext, tool
+from ...media import Audio, Subtitles, Video, open_media
+from ..base import Backend, ToolContext, tool
 from ..speech.languages import code, iso3
 from .edit import PYDUB, AudioFormat, _save
 from .io import load_segment, samples_of, write_audio_stream
+from .subtitle_track import SUBTITLE_CODEC, Burner, add_cue_track, copy_stream, read_cues, remux
 
 # Audio codec per output container: webm wants Opus, the rest take AAC.
 _AUDIO_CODEC = {".webm": "libopus", ".mkv": "aac", ".mp4": "aac", ".mov": "aac", ".m4v": "aac"}
+PYAV = [Backend("pyav", "PyAV (bundled FFmpeg) for muxing and encoding, Pillow for burned-in text",
+                requires=("av", "PIL"))]
 
 
 @tool(backends=PYDUB)
@@ -28,24 +33,30 @@ def extract_audio(video: Video, ctx: ToolContext, format: AudioFormat = "wav") -
     return _save(load_segment(video), ctx, "." + format)
 
 
-@tool(backends=PYDUB, version="2")
+@tool(backends=PYDUB, version="3")
 def replace_audio(video: Video, audio: Audio, ctx: ToolContext, keep_original: bool = False,
-                  language: str | None = None, original_language: str | None = None) -> Video:
-    """Put a new sound track on a video: the picture is copied untouched, the audio is cut or
-    padded with silence to the video's length; optionally the video's own sound is kept as a second track.
+                  language: str | None = None, original_language: str | None = None,
+                  subtitles: Subtitles | None = None,
+                  subtitles_mode: Literal["soft", "burn", "none"] = "soft") -> Video:
+    """Put a new sound track on a video: the picture is copied untouched (unless subtitles are burned
+    into it: then it is re-encoded), the audio is cut or padded with silence to the video's length;
+    optionally the video's own sound is kept as a second track, and subtitles are added.
 
     Args:
         video: the video whose picture is kept
         audio: the new sound track
         keep_original: also keep the video's own sound, copied untouched, as a second audio track
-        language: the new track's language (e.g. 'es'), written as its ISO 639-2 tag ('spa')
+        language: the new track's language (e.g. 'es'), written as its ISO 639-2 tag ('spa'); also the subtitles' tag
         original_language: the language of the kept original track (e.g. 'en'), written the same way
+        subtitles: SRT or WebVTT subtitles to put on the video
+        subtitles_mode: soft: a selectable subtitle track (the picture copied); burn: drawn into the picture (re-encoded); none: left out
     """
     import av
     from pydub import AudioSegment
 
     new_tag = _language_tag(language, ctx, "the new audio track")
     old_tag = _language_tag(original_language, ctx, "the original audio track")
+    cues = read_cues(subtitles.path) if subtitles is not None and subtitles_mode != "none" else []
     seg = load_segment(audio)
     picture_seconds = _picture_duration(video) or video.duration
     if picture_seconds:
@@ -61,26 +72,67 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext, keep_original: b
     try:
         with open_media(video.path, f"video {video.path.name}") as vin, av.open(str(out_path), "w") as vout:
             vin_stream = vin.streams.video[0]
-            v_out = vout.add_stream_from_template(vin_stream)
+            burner = Burner(vin_stream, vout, suffix, cues, ctx, video.path.name) \
+                if cues and subtitles_mode == "burn" else None
+            copied = {} if burner else {vin_stream.index: copy_stream(vout, vin_stream)}
             a_out = vout.add_stream(codec, rate=rate, layout=layout)
             if new_tag:
                 a_out.metadata["language"] = new_tag
-            copied = {vin_stream.index: v_out}
             if keep_original:
                 if not vin.streams.audio:
                     ctx.note(f"keep_original: {video.path.name} has no sound of its own; one audio track written")
                 else:
                     ain_stream = vin.streams.audio[0]
-                    o_out = vout.add_stream_from_template(ain_stream)
+                    o_out = copy_stream(vout, ain_stream)  # its own language tag, unless one is given
                     if old_tag:
                         o_out.metadata["language"] = old_tag
                     copied[ain_stream.index] = o_out
-            for packet in vin.demux(*(vin.streams[i] for i in copied)):
-                if packet.dts is None:  # the demuxer's flush packet
-                    continue
-                packet.stream = copied[packet.stream.index]
-                vout.mux(packet)
+            if cues and subtitles_mode == "soft":
+                add_cue_track(vout, suffix, cues, new_tag)
+            elif subtitles is not None and subtitles_mode != "none" and not cues:
+                ctx.note(f"{subtitles.path.name} has no cues: no subtitles added")
+            remux(vin, vout, copied, ctx, burner)
             write_audio_stream(vout, a_out, samples_of(seg), rate, layout)
+    except av.error.FFmpegError as e:
+        raise MediaError(f"cannot write video {out_path.name}: {getattr(e, 'strerror', None) or e}") from e
+    return Video.from_path(out_path)
+
+
+@tool(backends=PYAV)
+def add_subtitles(video: Video, subtitles: Subtitles, ctx: ToolContext, burn: bool = False,
+                  language: str | None = None) -> Video:
+    """Add subtitles to a video: a selectable subtitle track (the picture copied) or burned into the picture (re-encoded).
+
+    The sound tracks, and subtitle tracks the video already has, are copied untouched. A video in a
+    container without subtitle tracks (.avi, .mpg, .ts) is written as .mkv. Subtitles with no cues
+    (e.g. of a video without speech) add nothing: the video is copied as it is.
+
+    Args:
+        video: the video
+        subtitles: the subtitles, SRT or WebVTT
+        burn: draw the text into the picture, so every player shows it (the picture is re-encoded); otherwise add a track the viewer can switch on
+        language: the subtitles' language (e.g. 'es'), written as the track's ISO 639-2 tag ('spa')
+    """
+    import av
+
+    tag = _language_tag(language, ctx, "the subtitle track")
+    cues = read_cues(subtitles.path)
+    in_suffix = video.path.suffix.lower()
+    suffix = in_suffix if in_suffix in SUBTITLE_CODEC else ".mkv"  # Matroska holds any codec
+    out_path: Path = ctx.output_path(suffix)
+    if not cues:
+        ctx.note(f"{subtitles.path.name} has no cues: the video is copied without subtitles")
+    try:
+        with open_media(video.path, f"video {video.path.name}") as vin, av.open(str(out_path), "w") as vout:
+            vin_stream = vin.streams.video[0]
+            burner = Burner(vin_stream, vout, suffix, cues, ctx, video.path.name) if cues and burn else None
+            copied = {} if burner else {vin_stream.index: copy_stream(vout, vin_stream)}
+            kept = list(vin.streams.audio) + (list(vin.streams.subtitles) if suffix == in_suffix else [])
+            for s in kept:
+                copied[s.index] = copy_stream(vout, s)
+            if cues and not burn:
+                add_cue_track(vout, suffix, cues, tag)
+            remux(vin, vout, copied, ctx, burner)
     except av.error.FFmpegError as e:
         raise MediaError(f"cannot write video {out_path.name}: {getattr(e, 'strerror', None) or e}") from e
     return Video.from_path(out_path)
@@ -100,7 +152,7 @@ def _language_tag(language: str | None, ctx: ToolContext, what: str) -> str | No
     return tag
 
 
-VIDEO_AUDIO_TOOLS = [extract_audio, replace_audio]
+VIDEO_AUDIO_TOOLS = [extract_audio, replace_audio, add_subtitles]
 
 
 def _picture_duration(video: Video) -> float | None:
