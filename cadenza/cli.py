@@ -104,12 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     w = wf.add_parser("schema", help="print the plan format's JSON Schema")
     w.set_defaults(func=cmd_workflow_schema)
 
-    dub = sub.add_parser("dub", help="dub a video's speech into another language (the 'dub' workflow)")
-    dub.add_argument("video", nargs="?", help="the video to dub")
+    dub = sub.add_parser("dub", help="dub the speech of a video (or a sound file) into another language "
+                                     "(the 'dub' and 'dub_audio' workflows)")
+    dub.add_argument("video", nargs="?", help="the video to dub, or a sound file (a podcast: gives dubbed audio)")
     dub.add_argument("--to", dest="to", metavar="LANG", help="the language to dub into (es, de, ...)")
     dub.add_argument("--from", dest="source", metavar="LANG", default=None,
                      help="the spoken language (default: detect it)")
     dub.add_argument("--voice", default=None, help="the voice (default: the best one here for the language)")
+    dub.add_argument("--background", choices=("duck", "keep", "drop"), default="duck",
+                     help="the original sound under the new voice: lowered where it speaks (duck, the default), "
+                          "kept as it is, or dropped")
+    dub.add_argument("--subtitles", choices=("soft", "burn", "none"), default="soft",
+                     help="the subtitles in the dubbed video: a track the player can turn on (soft, the default), "
+                          "burned into the picture (re-encodes it), or none; the .srt and .vtt are written anyway")
     dub.add_argument("--lines", default=None, metavar="FILE",
                      help="an edited dub_lines.json of an earlier run: its translations (and per-line voice or "
                           "speed) are used, and only the lines it changes are spoken again")
@@ -321,7 +328,8 @@ def cmd_workflow_schema(args) -> int:
 
 def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -> int:
     """Run `plan` and print its outputs (one JSON object with --json). `finish(result)`, when given,
-    runs after a successful run and returns the outputs to show in place of the run's."""
+    runs after the run, a failed one too (so what it keeps is never lost), and returns the outputs
+    to show in place of the run's."""
     from .engine.executor import Executor
     from .progress import ProgressDisplay
     from .runtime import get_runtime
@@ -333,17 +341,21 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -
         result = ex.run(plan, inputs, ws)
     from .media import to_jsonable
 
-    if finish is not None and result.ok:
+    if finish is not None:
         result.outputs = finish(result)
 
     if args.json:
         doc = {"status": result.status, "outputs": to_jsonable(result.outputs),
                "steps": {r.id: r.status for r in result.steps.values()},
+               "notes": {r.id: r.notes for r in result.steps.values() if r.notes},
                "errors": result.errors(), "run_json": str(result.run_json)}
         if result.errors():
             doc.update(error=result.errors()[0], exit_code=result.exit_code)
         print(json.dumps(doc, default=str))
     else:
+        for r in result.steps.values():  # what a tool chose or could not do (a fallback voice, a cut line)
+            for n in r.notes:
+                print(printable(f"note: step '{r.id}': {n}"), file=sys.stderr)
         for name, value in result.outputs.items():
             print(printable(f"{name}: {_show(value)}"))
         print(printable(f"run record: {result.run_json}"), file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`cadenza dub`: a thin front on the built-in `dub` workflow (cadenza/workflows/dub.yaml).
+"""`cadenza dub`: a thin front on the built-in `dub` and `dub_audio` workflows (cadenza/workflows/).
 
 The flags become the workflow's inputs and the CLI runs it like `cadenza workflow run`; the dubbing
 itself lives in the workflow and the tools it calls (cadenza/tools/dub/).
@@ -7,6 +7,8 @@ itself lives in the workflow and the tools it calls (cadenza/tools/dub/).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,11 @@ def dub_languages() -> dict[str, list[tuple[str, str, str]]]:
 
 
 def dub_job(args) -> int | tuple:
-    """The `dub` workflow's run for these flags: (plan, inputs, workspace, finish) for the CLI to
-    execute like `workflow run`; or, for --list-languages, the exit code after printing the list."""
+    """The dubbing workflow's run for these flags: (plan, inputs, workspace, finish) for the CLI to
+    execute like `workflow run`; or, for --list-languages, the exit code after printing the list.
+    A video runs the `dub` workflow, a sound file (by its extension) the `dub_audio` one."""
     from .engine.workflow import media_inputs, prepare_workflow
+    from .media import guess_kind
     from .tools.registry import default_registry
     from .tools.speech.languages import WHISPER_CODES, code, whisper_code
 
@@ -39,7 +43,7 @@ def dub_job(args) -> int | tuple:
     if args.list_languages:
         return _list_dub_languages(args, languages)
     if not args.video or not args.to:
-        raise InputError("dub: give a VIDEO and --to LANG (or --list-languages)")
+        raise InputError("dub: give a VIDEO (or a sound file) and --to LANG (or --list-languages)")
     to = code(args.to)
     if to not in languages:
         raise InputError(f"dub: cannot dub into {args.to!r} here; supported: {', '.join(languages) or 'none'}")
@@ -48,9 +52,15 @@ def dub_job(args) -> int | tuple:
         source = whisper_code(args.source) or ""
         if not source:
             raise InputError(f"dub: unknown spoken language {args.source!r}; supported: {', '.join(WHISPER_CODES)}")
-    path = default_registry().get("dub").path  # the registered workflow tool's file
+    is_audio = guess_kind(args.video) == "audio"
+    if is_audio and args.subtitles == "burn":
+        raise InputError(f"dub: --subtitles burn needs a video; {args.video} is a sound file")
+    path = default_registry().get("dub_audio" if is_audio else "dub").path  # the registered workflow's file
     plan = prepare_workflow(path)
-    inputs: dict[str, Any] = {"video": args.video, "to": to, "from": source}
+    inputs: dict[str, Any] = {"audio" if is_audio else "video": args.video, "to": to, "from": source,
+                              "background": args.background}
+    if not is_audio:
+        inputs["subtitles_mode"] = args.subtitles
     if args.voice:
         inputs["voice"] = args.voice
     if args.lines:  # its text, not its name: the step cache then sees the edits
@@ -61,11 +71,19 @@ def dub_job(args) -> int | tuple:
     ws = Workspace.for_run(args.out, media_inputs(plan, inputs), roots=[Path(path).parent])
 
     def finish(result) -> dict[str, Any]:
-        from .tools.dub.report import LineReport, write_dub_lines
-
+        """dub_lines.json beside the outputs: the speech step's report under the name a person looks
+        for (also when a later step failed: the lines are reviewable once they are spoken)."""
         outputs = dict(result.outputs)
-        lines = [LineReport.model_validate(x) for x in outputs.pop("lines", [])]
-        outputs["dub_lines"] = write_dub_lines(ws.out_dir / "dub_lines.json", lines, to)
+        outputs.pop("lines", None)  # the same as the report, which a person reads as a file
+        speech = result.steps.get("speech")
+        report = (speech.outputs or {}).get("report") if speech and speech.status in ("succeeded", "cached") else None
+        if report:
+            target = ws.out_dir / "dub_lines.json"
+            tmp = target.with_name(".dub_lines.json.part")
+            shutil.copyfile(report["path"] if isinstance(report, dict) else report, tmp)
+            os.replace(tmp, target)  # an edited dub_lines.json given as --lines is replaced whole or not at all
+            outputs["dub_lines"] = target
+            outputs.pop("report", None)
         return outputs
 
     return plan, inputs, ws, finish

@@ -40,6 +40,8 @@ AUDIO_EXTS = {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", 
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts"}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SUBTITLE_EXTS = {".srt", ".vtt"}
+DATA_EXTS = {".json"}
+MIDI_EXTS = {".mid", ".midi"}
 
 
 class Media(BaseModel):
@@ -47,6 +49,7 @@ class Media(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     kind: ClassVar[str] = "file"
+    may_be_empty: ClassVar[bool] = False  # an empty file is corrupt, except where it means "nothing" (no cues)
 
     path: Path
     mime: str | None = None
@@ -68,7 +71,7 @@ class Media(BaseModel):
         if not p.is_file():
             raise MediaError(f"not a file: {p}")
         size = p.stat().st_size
-        if size == 0:
+        if size == 0 and not cls.may_be_empty:
             raise MediaError(f"{cls.kind} file is empty: {p}")
         info: dict[str, Any] = {"size_bytes": size, "mime": mimetypes.guess_type(p.name)[0]}
         if probe and cls.kind in PROBED_KINDS:
@@ -108,13 +111,52 @@ class Image(Media):
 
 
 class Subtitles(Media):
-    """An SRT or WebVTT file."""
+    """An SRT or WebVTT file (an empty SRT file is valid: no cues, e.g. for a clip with no speech)."""
 
     kind: ClassVar[str] = "subtitles"
+    may_be_empty: ClassVar[bool] = True
 
 
-MEDIA_TYPES: dict[str, type[Media]] = {"audio": Audio, "video": Video, "image": Image, "subtitles": Subtitles}
+class Data(Media):
+    """A JSON document a tool writes for people and later runs to read (dub_lines.json)."""
+
+    kind: ClassVar[str] = "data"
+
+
+class Midi(Media):
+    """A Standard MIDI File: a score a person opens in a DAW (the offline composer writes one)."""
+
+    kind: ClassVar[str] = "midi"
+
+
+MEDIA_TYPES: dict[str, type[Media]] = {"audio": Audio, "video": Video, "image": Image, "subtitles": Subtitles,
+                                       "data": Data, "midi": Midi}
 PROBED_KINDS = ("audio", "video", "image")
+
+# What a plan may read off a media value: `$narration.duration` is a number (compose music as long
+# as the narration). Per kind, the field and its type tag.
+MEDIA_FIELDS: dict[str, dict[str, str]] = {
+    "audio": {"duration": "number", "sample_rate": "integer", "channels": "integer"},
+    "video": {"duration": "number", "sample_rate": "integer", "channels": "integer", "width": "integer",
+              "height": "integer"},
+    "image": {"width": "integer", "height": "integer"},
+}
+
+
+def media_field_tag(kinds: list[str], field: str) -> str | None:
+    """The type tag of `field` on a value of any of these kinds; None when one of them lacks it."""
+    tags = {MEDIA_FIELDS.get(k, {}).get(field) for k in kinds}
+    return tags.pop() if len(tags) == 1 and None not in tags else None
+
+
+def media_field(value: Any, field: str, ref: str) -> Any:
+    """`value.field` for a media value (`ref` names it in the error when the file does not say)."""
+    from .errors import InputError
+
+    got = getattr(value, field, None) if isinstance(value, Media) and field in MEDIA_FIELDS.get(value.kind, {}) else None
+    if got is None:
+        raise InputError(f"{ref}: {getattr(value, 'path', value)} has no known {field}")
+    return got
 
 
 def guess_kind(path: str | os.PathLike) -> str:
@@ -128,6 +170,10 @@ def guess_kind(path: str | os.PathLike) -> str:
         return "image"
     if ext in SUBTITLE_EXTS:
         return "subtitles"
+    if ext in DATA_EXTS:
+        return "data"
+    if ext in MIDI_EXTS:
+        return "midi"
     return "file"
 
 

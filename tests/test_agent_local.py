@@ -51,3 +51,11 @@ def test_prompt_lookup_drafts_leave_greedy_output_unchanged():
     plain = LocalChatModel.from_spec("local", prompt_lookup=False, max_tokens=48).invoke(msgs).content
     drafted = LocalChatModel.from_spec("local", prompt_lookup=True, max_tokens=48).invoke(msgs).content
     assert plain and drafted == plain
+
+
+def test_embedded_llm_plans_a_dub_as_one_step_of_the_dub_workflow(tmp_path):
+    """Workflows are tools the planner can choose: the built-in dubbing workflow is one step."""
+    r = cadenza("plan", "dub clip.mp4 into English", "--file", MEDIA / "clip.mp4", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    steps = json.loads(r.stdout)["plan"]["steps"]
+    assert [(s["tool"], s["args"].get("to")) for s in steps] == [("dub", "en")]

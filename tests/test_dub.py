@@ -15,7 +15,9 @@ import pytest
 import media_factory as mf
 from cadenza import cli
 from cadenza.llm.testing import ScriptedChatModel
+from speech_util import call
 from cadenza.tools.audio.video import replace_audio
+from cadenza.tools.speech.transcribe import transcribe
 from cadenza.tools.speech.translate import translation_llm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +71,23 @@ def _onset(x: np.ndarray, rate: int, t0: float, t1: float) -> float | None:
     return (a + loud[0]) / rate if loud.size else None
 
 
+def _subtitle_streams(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return [(s.codec_context.name, s.metadata.get("language")) for s in c.streams.subtitles]
+
+
+def _wer(reference: str, hypothesis: str) -> float:
+    """Word error rate over lowercased words, accents kept (jiwer)."""
+    import re
+
+    import jiwer
+
+    norm = lambda t: " ".join(re.findall(r"[\w']+", t.lower()))  # noqa: E731
+    return jiwer.wer(norm(reference), norm(hypothesis))
+
+
 def _audio_streams(path):
     import av
 
@@ -118,6 +137,26 @@ def test_dub_a_clip_into_spanish(workdir, monkeypatch):
     corr = np.correlate(seg, ref, "valid") / (np.linalg.norm(ref) * np.sqrt(np.convolve(seg ** 2, np.ones(len(ref)), "valid")) + 1e-9)
     assert corr.max() > 0.8, corr.max()
 
+    # the subtitles ride along as a soft track, tagged with the new language
+    assert _subtitle_streams(video) == [("mov_text", "spa")]
+    # the dubbed speech says the translation: Whisper hears it back
+    heard, _ = call(transcribe, media=str(speech_file), language="es")
+    said = " ".join(ln["spoken_text"] for ln in lines)
+    assert _wer(said, heard["text"]) <= 0.25, (said, heard["text"])
+
+    # other choices re-run only what they change: the original kept at full level, subtitles burned in
+    llm = ScriptedChatModel([_translator] * 20)
+    with translation_llm(llm):
+        code = cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out2", "--json", "--background", "keep",
+                         "--subtitles", "burn"])
+    assert code == 0 and not llm.calls
+    run = json.loads((workdir / "out2" / "run.json").read_text(encoding="utf-8"))
+    status = {st["id"]: st["status"] for st in run["steps"]}
+    assert all(status[i] == "cached" for i in ("sound", "words", "lines", "tr", "speech", "srt", "vtt"))
+    assert status["mix"] == status["dubbed"] == "succeeded"
+    burned = next((workdir / "out2").glob("dubbed-*.mp4"))
+    assert _subtitle_streams(burned) == [] and _audio_streams(burned) == [("aac", "spa"), ("aac", "eng")]
+
 
 def test_dub_list_languages_and_bad_codes(tmp_path):
     r = _cli("dub", "--list-languages", "--json", cwd=tmp_path)
@@ -136,11 +175,30 @@ def test_dub_is_a_validated_workflow_tool(tmp_path):
     from cadenza.tools.registry import default_registry
 
     assert default_registry().get("dub").signature_line() == (
-        "dub(video: video, to: text, from?: text, voice?: text, edits?: text) -> video: video, subtitles: subtitles, "
-        "subtitles_vtt: subtitles, speech: audio, lines: list[LineReport]")
+        "dub(video: video, to: text, from?: text, voice?: text, background?: text, subtitles_mode?: text, "
+        "edits?: text) -> video: video, subtitles: subtitles, subtitles_vtt: subtitles, speech: audio, "
+        "report: data, lines: list[LineReport]")
+    assert default_registry().get("dub_audio").signature_line() == (
+        "dub_audio(audio: audio, to: text, from?: text, voice?: text, background?: text, edits?: text) -> "
+        "audio: audio, subtitles: subtitles, subtitles_vtt: subtitles, speech: audio, report: data, "
+        "lines: list[LineReport]")
     r = _cli("workflow", "validate", str(ROOT / "cadenza" / "workflows" / "dub.yaml"), "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["inputs"] == ["video", "to", "from", "voice", "edits"]
+    assert json.loads(r.stdout)["inputs"] == ["video", "to", "from", "voice", "background", "subtitles_mode", "edits"]
+
+
+def test_the_audio_workflow_is_the_video_one_without_the_picture():
+    """dub_audio.yaml repeats dub.yaml's steps from `words` to `vtt` (a user copies one file, not two):
+    the same tools with the same arguments, the sound input renamed."""
+    import yaml
+
+    video = yaml.safe_load((ROOT / "cadenza" / "workflows" / "dub.yaml").read_text())
+    audio = yaml.safe_load((ROOT / "cadenza" / "workflows" / "dub_audio.yaml").read_text())
+    shared = [st for st in video["steps"] if st["id"] not in ("sound", "dubbed")]
+    as_audio = json.loads(json.dumps(shared).replace('"$sound"', '"$audio"'))
+    assert as_audio == audio["steps"]
+    assert {k: v for k, v in video["inputs"].items() if k not in ("video", "subtitles_mode")} == \
+        {k: v for k, v in audio["inputs"].items() if k != "audio"}
 
 
 def test_an_edited_line_is_the_only_one_spoken_again(workdir, monkeypatch):
@@ -179,3 +237,111 @@ def test_a_line_file_that_does_not_match_is_bad_input(workdir, monkeypatch):
     with translation_llm(ScriptedChatModel([_translator] * 20)):
         code = cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--lines", "other.json"])
     assert code == 2
+
+
+def _speech_wav(folder: Path) -> Path:
+    """The three English sentences with pauses, as a WAV (what _clip puts on its video)."""
+    rate, parts = None, []
+    for i, s in enumerate(SENTENCES):
+        x, rate = mf.decode(mf.espeak_speech(folder / f"s{i}.wav", s))
+        parts += [np.zeros(int(2.0 * rate)), x.mean(axis=1) if x.ndim == 2 else x]
+    parts.append(np.zeros(int(0.8 * rate)))
+    return mf.write_audio(folder / "speech.wav", np.concatenate(parts), rate)
+
+
+def test_a_podcast_is_dubbed_into_a_sound_file(workdir, monkeypatch):
+    """A sound file in (mp3), dubbed sound out in the same format, with subtitles and dub_lines.json;
+    --background drop leaves the new voice alone."""
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
+    wav = _speech_wav(workdir)
+    from cadenza.tools.audio.edit import convert_audio
+
+    mp3 = convert_audio(audio=str(wav), format="mp3")
+    os.replace(mp3.path, workdir / "podcast.mp3")
+    with translation_llm(ScriptedChatModel([_translator] * 20)):
+        code = cli.main(["dub", "podcast.mp3", "--to", "es", "--out", "out", "--json", "--background", "drop"])
+    assert code == 0
+    out = workdir / "out"
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["plan"]["name"] == "dub_audio"
+    dubbed = next(out.glob("mix-*.mp3"))
+    src, rate = mf.decode(workdir / "podcast.mp3")
+    got, got_rate = mf.decode(dubbed)
+    assert abs(len(got) / got_rate - len(src) / rate) < 0.06  # mp3 frames pad the ends a little
+    report = json.loads((out / "dub_lines.json").read_text(encoding="utf-8"))
+    assert " ".join(ln["translation"] for ln in report["lines"]) == " ".join(SPANISH.values())
+    assert "Buenos días" in next(out.glob("*.srt")).read_text(encoding="utf-8")
+    # dropped background: before the first line there is silence, not the English voice
+    first = report["lines"][0]["start"]
+    assert np.abs(got[: int((first - 0.1) * got_rate)]).max() < 1e-3
+    r = _cli("dub", "podcast.mp3", "--to", "es", "--subtitles", "burn", cwd=workdir)
+    assert r.returncode == 2 and "--subtitles burn needs a video" in r.stderr
+
+
+def test_a_video_without_speech_gets_empty_subtitles_and_a_note(workdir, monkeypatch):
+    """Music only: the dub ends well (the video, its sound kept, empty subtitles), and says why."""
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
+    mf.make_video(workdir / "music.mp4", seconds=3.0, with_audio=True, freq=220.0)
+    llm = ScriptedChatModel([])
+    with translation_llm(llm):
+        code = cli.main(["dub", "music.mp4", "--to", "es", "--out", "out", "--json"])
+    assert code == 0 and not llm.calls
+    out = workdir / "out"
+    video = next(out.glob("dubbed-*.mp4"))
+    assert len(_audio_streams(video)) == 2
+    assert next(out.glob("srt-*.srt")).read_text() == ""
+    assert json.loads((out / "dub_lines.json").read_text(encoding="utf-8"))["lines"] == []
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    notes = [n for st in run["steps"] for n in st.get("notes", [])]
+    assert any("no speech" in n for n in notes) and any("speech track is silent" in n for n in notes)
+
+
+@pytest.mark.parametrize("case", ["no_sound", "empty", "corrupt", "missing"])
+def test_bad_videos_are_one_line_input_errors(tmp_path, case):
+    """Exit 2, one `error:` line naming the file, no traceback; an earlier output in --out is kept."""
+    video = tmp_path / "clip.mp4"
+    if case == "no_sound":
+        mf.make_video(video, seconds=1.0, with_audio=False)
+    elif case == "empty":
+        mf.empty_file(video)
+    elif case == "corrupt":
+        mf.corrupt_file(video, header=b"\x00\x00\x00\x18ftypmp42")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "earlier.txt").write_text("keep me")
+    r = _cli("dub", "clip.mp4", "--to", "es", "--out", "out", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "clip.mp4" in errors[0] and "Traceback" not in r.stderr, r.stderr
+    if case == "no_sound":
+        assert "no audio track" in errors[0]
+    assert (tmp_path / "out" / "earlier.txt").read_text() == "keep me"
+
+
+def test_a_failed_dub_resumes_from_the_cache_and_another_voice_speaks_again(workdir, monkeypatch):
+    """The translator fails: exit 1, the steps before it are kept. The same command then goes on from
+    the cache; another --voice re-runs the voice and what follows it, nothing before."""
+    from cadenza.errors import LLMError
+
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
+    _clip(workdir / "clip.mp4")
+
+    def down(messages):
+        raise LLMError("the translation server went away")
+
+    with translation_llm(ScriptedChatModel([down] * 20)):
+        assert cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--json"]) == 1
+    steps = lambda: {s["id"]: s["status"] for s in json.loads((workdir / "out" / "run.json").read_text())["steps"]}  # noqa: E731
+    first = steps()
+    assert all(first[i] == "succeeded" for i in ("sound", "words", "lines")) and first["tr"] == "failed"
+    with translation_llm(ScriptedChatModel([_translator] * 20)):
+        assert cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--json"]) == 0
+    again = steps()
+    assert all(again[i] == "cached" for i in ("sound", "words", "lines")) and again["tr"] == "succeeded"
+    llm = ScriptedChatModel([_translator] * 20)
+    with translation_llm(llm):
+        assert cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--json", "--voice", "es"]) == 0
+    voiced = steps()
+    assert not llm.calls and all(voiced[i] == "cached" for i in ("sound", "words", "lines", "tr"))
+    assert voiced["speech"] == voiced["mix"] == voiced["dubbed"] == "succeeded"
+    report = json.loads((workdir / "out" / "dub_lines.json").read_text(encoding="utf-8"))
+    assert {ln["voice_used"] for ln in report["lines"]} == {"es"}  # espeak-ng's Spanish voice, as asked

@@ -212,3 +212,68 @@ def test_an_edited_file_that_does_not_match_the_source_is_one_line_input_error(t
     path.write_text(json.dumps({"lines": lines}))
     out, _ = call(load_dub_lines, file=str(path), source_lines=[s.model_dump() for s in source])
     assert [s.text for s in out["lines"]] == ["A", "B"] and out["lines"][1].start == 2.0
+
+
+# -- a clip with no speech, and the report file ------------------------------------------------
+
+def test_no_lines_give_a_silent_track_a_note_and_an_empty_report(cache):
+    out, notes = call(speak_lines, lines=[], language="es", duration=2.5)
+    track = load_mono(out["speech"].path, RATE)
+    assert len(track) == int(2.5 * RATE) and not track.any()
+    assert any("no line has text to speak" in n for n in notes)
+    assert out["lines"] == [] and out["segments"] == []
+    report = json.loads(out["report"].path.read_text(encoding="utf-8"))
+    assert report["language"] == "es" and report["lines"] == []
+
+
+def test_the_report_file_is_the_lines_as_dub_lines_json(cache):
+    out, _ = call(speak_lines, backend="hibari", lines=LINES[:1], language="en", shorten=False)
+    report = json.loads(out["report"].path.read_text(encoding="utf-8"))
+    assert out["report"].kind == "data" and report["format"] == "cadenza-dub-lines/1"
+    assert [ln["translation"] for ln in report["lines"]] == [LINES[0]["text"]]
+    assert report["lines"][0]["fitted_seconds"] == out["lines"][0].fitted_seconds
+
+
+def test_translating_no_segments_is_an_empty_translation_not_an_error():
+    from cadenza.tools.speech.translate import translate
+
+    with ScriptedChatModel([]) as llm, translation_llm(llm):
+        out, notes = call(translate, segments=[], target_language="es")
+    assert out["segments"] == [] and out["text"] == "" and not llm.calls
+    assert any("no segments to translate" in n for n in notes)
+
+
+def test_subtitles_of_no_segments_are_valid_empty_files():
+    from cadenza.tools.speech.subtitles import make_subtitles
+
+    srt, _ = call(make_subtitles, segments=[], format="srt")
+    vtt, _ = call(make_subtitles, segments=[], format="vtt")
+    assert srt["result"].path.read_text() == "" and vtt["result"].path.read_text().startswith("WEBVTT")
+
+
+# -- dub_mix: the new speech over the original sound --------------------------------------------
+
+@pytest.mark.parametrize("background", ["duck", "keep", "drop"])
+def test_dub_mix_ducks_keeps_or_drops_the_original(tmp_path, background):
+    import media_factory as mf
+    from cadenza.tools.dub import dub_mix
+
+    rate = 16000
+    original = mf.tone(tmp_path / "music.wav", freq=220, seconds=4.0, rate=rate, amp=0.2)
+    t = np.arange(rate) / rate
+    voice = np.zeros(3 * rate)
+    voice[rate:2 * rate] = 0.3 * np.sin(2 * np.pi * 1000 * t)  # the new voice speaks from 1 s to 2 s
+    speech = mf.write_audio(tmp_path / "speech.wav", voice, rate)
+    out, _ = call(dub_mix, original=str(original), speech=str(speech), background=background)
+    x, got_rate = mf.decode(out["result"])
+    x = x.mean(axis=1) if x.ndim == 2 else x
+    assert got_rate == rate and abs(len(x) / rate - 4.0) < 0.01  # the original's length: it fits the picture
+    under = mf.amplitude_at(x, rate, 220, 1.3, 1.7)  # the original while the voice speaks
+    alone = mf.amplitude_at(x, rate, 220, 2.8, 3.8)  # the original after the voice (past the release)
+    assert mf.amplitude_at(x, rate, 1000, 1.3, 1.7) > 0.1  # the new voice is always there
+    if background == "duck":
+        assert mf.db(under / alone) == pytest.approx(-15, abs=1.5)
+    elif background == "keep":
+        assert mf.db(under / alone) == pytest.approx(0, abs=0.5)
+    else:
+        assert under < 1e-3 and alone < 1e-3

@@ -211,3 +211,28 @@ def test_cache_hit_is_named_after_its_own_step(tmp_path):
     assert r.outputs["first"].path.name.startswith("first-")
     assert r.outputs["second"].path.name.startswith("second-")  # same key, its own name
     assert r.outputs["first"].path.read_bytes() == r.outputs["second"].path.read_bytes()
+
+
+def test_a_step_gets_the_duration_of_an_earlier_media_value(tmp_path):
+    """`$a.duration` resolves to the number the file was probed with; a file whose length is not
+    known fails that step in one line (the rest of the run goes on)."""
+    import media_factory as mf
+    from cadenza.tools.audio.edit import fit_audio
+
+    seen = []
+
+    @tool
+    def how_long(seconds: float) -> str:
+        """Say how long."""
+        seen.append(seconds)
+        return f"{seconds:.2f}"
+
+    tone = mf.tone(tmp_path / "tone.wav", seconds=1.5)
+    reg = Registry([how_long, fit_audio])
+    p = Plan(inputs={"music": {"type": "audio"}},
+             steps=[Step(id="fit", tool="fit_audio", args={"audio": "$music", "duration": 2.5}),
+                    Step(id="a", tool="how_long", args={"seconds": "$music.duration"}),
+                    Step(id="b", tool="how_long", args={"seconds": "$fit.duration"})])
+    result = Executor(registry=reg, runner=SequentialRunner, cache=False).run(
+        p, {"music": str(tone)}, Workspace.for_run(tmp_path / "out", {"music": str(tone)}))
+    assert result.ok and sorted(seen) == [pytest.approx(1.5, abs=0.01), pytest.approx(2.5, abs=0.01)]

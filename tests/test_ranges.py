@@ -35,6 +35,7 @@ RANGES = {
     ("mix_audio", "gains_db"): (-96, 24, False),  # each item, dB
     ("mix_audio", "duck_under"): (0, None, False),  # a track index; the top is checked against the tracks
     ("mix_audio", "duck_db"): (0, 60, False),
+    ("dub_mix", "duck_db"): (0, 60, False),
     ("concat_audio", "crossfade_ms"): (0, 60000, False),
     ("concat_audio", "gap_ms"): (0, 60000, False),
     ("trim_audio", "start"): (0, 86400, False),

@@ -182,3 +182,18 @@ def test_cli_speaks(tmp_path):
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)["outputs"]["result"]
     assert res["path"].endswith(".wav") and res["duration"] > 0.5
+
+
+def test_a_voice_named_is_spoken_by_the_backend_that_has_it():
+    """`voice: es` is espeak-ng's and `voice: jm_kumo` kokoro's, whichever backend is best here; a
+    voice no backend has stays with the chosen backend (which then says it has no such voice)."""
+    from cadenza.tools.speech import tts_espeak, tts_kokoro
+    from cadenza.tools.speech.speak import voice_backend
+
+    if tts_espeak.available():
+        assert voice_backend("es", "hibari") == "espeak-ng"
+    if tts_kokoro.BACKEND.unavailable_reason() is None:
+        assert voice_backend("jm_kumo", "hibari") == "kokoro"
+    assert voice_backend("heart", "hibari") == voice_backend(None, "hibari") == "hibari"
+    assert voice_backend("no-such-voice", "piper") == "piper"
+    assert voice_backend("/models/v.onnx", "piper") == "piper"

@@ -131,3 +131,19 @@ def test_refs_and_escapes():
 def test_published_schema_matches_models():
     published = json.loads((Path(__file__).parent.parent / "docs" / "plan.schema.json").read_text())
     assert published == plan_json_schema()
+
+
+def test_a_plan_reads_the_duration_off_a_media_value():
+    """`$narration.duration` (an input) and `$a.duration` (a step's one media output) are numbers;
+    a field the kind lacks is a problem that lists what can be read."""
+    p = plan({"id": "a", "tool": "speak", "args": {"text": "hi", "speed": "$narration.duration"}},
+             {"id": "b", "tool": "speak", "args": {"text": "hi", "speed": "$a.duration"}},
+             inputs={"narration": {"type": "audio"}})
+    assert problems(p) == []
+    bad = plan({"id": "a", "tool": "speak", "args": {"text": "hi", "speed": "$narration.width"}},
+               {"id": "b", "tool": "speak", "args": {"text": "$a.duration"}},
+               inputs={"narration": {"type": "audio"}})
+    got = problems(bad)
+    assert got[0] == ("step 'a' argument 'speed': input 'narration' has no field 'width'; of its audio, a plan "
+                      "may read: .duration, .sample_rate, .channels")
+    assert "step 'b' argument 'text'" in got[1] and "number" in got[1]  # a number is not text

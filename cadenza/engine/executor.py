@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import (CadenzaError, CancelledError, InputError, StepTimeoutError, ToolError, TransientError, one_line)
-from ..media import to_jsonable
+from ..media import media_field, to_jsonable
 from ..runtime import ModelRuntime, get_runtime
 from ..tools.args import convert_args, convert_value, tag_annotation
 from ..tools.base import Tool, ToolContext
@@ -299,10 +299,14 @@ class _Run:
             if device is not None and device in self.busy_devices:
                 still_waiting.append(sid)  # one heavy step per device at a time
                 continue
+            try:
+                raw_args = {k: self.resolve(v) for k, v in step.args.items()}
+            except CadenzaError as e:  # `$a.duration` of a file whose length is not known
+                self.fail(sid, e)
+                continue
             if device is not None:
                 self.busy_devices.add(device)
             self.step_device[sid] = device
-            raw_args = {k: self.resolve(v) for k, v in step.args.items()}
             rec.status, rec.backend, rec.started_at = "running", backend.name, time.time()
             timeout = step.timeout or self.ex.timeout
             if timeout:
@@ -457,7 +461,8 @@ class _Run:
         ref = parse_ref(value)
         if ref is not None:
             if ref.source in self.values:
-                return self.values[ref.source]
+                value = self.values[ref.source]
+                return value if ref.field is None else media_field(value, ref.field, str(ref))
             if ref.source in self.plan.inputs:  # an optional input with no default, not given: None
                 return None
             outs = self.results[ref.source]
@@ -465,6 +470,8 @@ class _Run:
                 if len(outs) == 1:
                     return next(iter(outs.values()))
                 return _whole(self.tools[ref.source], outs)
+            if ref.field not in outs and len(outs) == 1:  # `$s1.duration`: read off the step's one media output
+                return media_field(next(iter(outs.values())), ref.field, str(ref))
             return outs[ref.field]
         if isinstance(value, list):
             return [self.resolve(v) for v in value]

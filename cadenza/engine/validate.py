@@ -21,10 +21,19 @@ from ..errors import PlanError, UnknownToolError
 from ..tools.args import item_label, value_problem
 from ..tools.base import Tool, is_list_annotation, list_item_annotation
 from ..tools.registry import Registry
-from ..tools.types import accepts, adapter, list_item, schema_annotation
+from ..media import MEDIA_FIELDS, media_field_tag
+from ..tools.types import accepts, adapter, list_item, schema_annotation, split_union
 from .plan import Plan, Ref, is_bad_ref, iter_refs, parse_ref, step_dependencies, unescape
 
-KNOWN_INPUT_TYPES = {"audio", "video", "image", "subtitles", "text", "number", "integer", "boolean", "any", "object"}
+KNOWN_INPUT_TYPES = {"audio", "video", "image", "subtitles", "data", "midi", "text", "number", "integer", "boolean", "any", "object"}
+
+
+def _fields_hint(tag: str) -> str:
+    """What can be read off a media value of this tag (`; a audio has: duration, ...`), or ''."""
+    kinds = [k for k in split_union(tag) if k in MEDIA_FIELDS]
+    if not kinds:
+        return ""
+    return f"; of its {kinds[0]}, a plan may read: {', '.join('.' + f for f in MEDIA_FIELDS[kinds[0]])}"
 
 
 def check_plan(plan: Plan, registry: Registry) -> Plan:
@@ -58,10 +67,13 @@ def validate_plan(plan: Plan, registry: Registry) -> list[str]:
     def ref_tag(ref: Ref, where: str) -> str | None:
         """Type tag of a reference, or None after recording why it is wrong."""
         if ref.source in plan.inputs:
+            tag = plan.inputs[ref.source].type
             if ref.field:
-                problems.append(f"{where}: input '{ref.source}' has no field '{ref.field}'")
-                return None
-            return plan.inputs[ref.source].type
+                field_tag = media_field_tag(split_union(tag), ref.field)
+                if field_tag is None:
+                    problems.append(f"{where}: input '{ref.source}' has no field '{ref.field}'{_fields_hint(tag)}")
+                return field_tag
+            return tag
         if ref.source not in step_ids:
             problems.append(f"{where}: '{ref}' refers to no input or step")
             return None
@@ -69,9 +81,11 @@ def validate_plan(plan: Plan, registry: Registry) -> list[str]:
         if src is None:
             return None  # unknown tool: already reported
         tag = src.output_tag(ref.field)
+        if tag is None and ref.field and len(src.outputs) == 1:  # `$s1.duration` of a step's one media output
+            tag = media_field_tag(split_union(src.output_tag(None) or ""), ref.field)
         if tag is None:
             problems.append(f"{where}: step '{ref.source}' ({src.name}) has no output '{ref.field}' "
-                            f"(it has: {', '.join(src.outputs)})")
+                            f"(it has: {', '.join(src.outputs)}){_fields_hint(src.output_tag(None) or '')}")
         return tag
 
     for step in plan.steps:

@@ -45,13 +45,18 @@ def mix_audio(tracks: list[Audio], ctx: ToolContext, gains_db: list[GainDb] | No
     """
     if not tracks:
         raise InputError("mix_audio needs at least one track")
-    gains = list(gains_db or [])
-    if len(gains) > len(tracks):
-        raise InputError(f"mix_audio: {len(gains)} gains for {len(tracks)} tracks")
-    gains += [0.0] * (len(tracks) - len(gains))
+    if gains_db and len(gains_db) > len(tracks):
+        raise InputError(f"mix_audio: {len(gains_db)} gains for {len(tracks)} tracks")
     if duck_under is not None and not 0 <= duck_under < len(tracks):
         raise InputError(f"mix_audio: duck_under={duck_under} is not a track index (0..{len(tracks) - 1})")
-    segs = [load_segment(t) for t in tracks]
+    mixed = mix_segments([load_segment(t) for t in tracks], ctx, gains_db, duck_under, duck_db, length)
+    return _save(mixed, ctx, output_suffix(tracks[0], format))
+
+
+def mix_segments(segs: list, ctx: ToolContext, gains_db: list[float] | None = None, duck_under: int | None = None,
+                 duck_db: float = 12.0, length: str = "longest"):
+    """mix_audio on loaded pydub segments (checked arguments); the mix, as a segment."""
+    gains = list(gains_db or []) + [0.0] * (len(segs) - len(gains_db or []))
     rate = max(s.frame_rate for s in segs)
     channels = max(s.channels for s in segs)
     segs = [s.set_frame_rate(rate).set_channels(channels).apply_gain(g) for s, g in zip(segs, gains)]
@@ -65,10 +70,11 @@ def mix_audio(tracks: list[Audio], ctx: ToolContext, gains_db: list[GainDb] | No
         m = min(n, len(a))
         mix[:m] += a[:m]
     peak = np.abs(mix).max() if mix.size else 0
-    if peak > 32767:  # never clip: scale the sum down instead
+    if peak > 32767:  # never clip: scale the sum down instead (worth a note from a tenth of a dB)
         mix *= 32767 / peak
-        ctx.note(f"mix peaked {20 * np.log10(peak / 32767):.1f} dB over full scale; scaled down to avoid clipping")
-    return _save(segment_from_samples(mix, rate), ctx, output_suffix(tracks[0], format))
+        if peak > 32767 * 10 ** (0.1 / 20):
+            ctx.note(f"mix peaked {20 * np.log10(peak / 32767):.1f} dB over full scale; scaled down to avoid clipping")
+    return segment_from_samples(mix, rate)
 
 
 def _duck_envelope(voice: np.ndarray, rate: int, n: int, duck_db: float) -> np.ndarray:

@@ -18,20 +18,21 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from ...errors import CadenzaError, InputError
-from ...media import Audio
+from ...media import Audio, Data
 from ..base import ToolContext, tool
 from ..speech import tts_transformers
 from ..speech.languages import code, name as language_name
 from ..speech.pcm import resample
 from ..speech.segments import MAX_SECONDS, Segment
-from ..speech.speak import TTS_BACKENDS, Speed, VoiceName, fallback_voice, sentence_chunks
+from ..speech.speak import TTS_BACKENDS, Speed, VoiceName, fallback_voice, sentence_chunks, voice_backend
 from ..types import Range
 from . import shorten as _shorten
 from .cache import LineCache, line_key
 from .fit import MAX_SPEEDUP, MIN_SPEED, fit_to_slot, place, seconds
-from .report import LineReport, parse_dub_lines
+from .report import LineReport, dub_lines_json, parse_dub_lines
 
-VERSION = "1"  # bump when the audio of a line changes for the same inputs (part of every line's key)
+LINE_VERSION = "1"  # bump when the audio of a line changes for the same inputs (part of every line's key)
+TOOL_VERSION = "2"  # bump when the step's outputs change (2: the report file)
 MAX_SHORTEN_TRIES = 2
 JOIN_S = 0.12  # the pause between two sentences of one line
 
@@ -44,6 +45,7 @@ class DubbedSpeech(BaseModel):
     synthesized: list[int] = Field(description="indices of the lines synthesized in this run")
     cached: list[int] = Field(description="indices of the lines taken from the per-line cache")
     segments: list[Segment] = Field(description="what was spoken, timed by each line's slot (for subtitles)")
+    report: Data = Field(description="dub_lines.json: the lines as a person reviews and edits them (--lines)")
 
 
 class _Voices:
@@ -59,7 +61,8 @@ class _Voices:
         """(backend, voice, module) that will speak this language: when the voice lacks it, the
         same choice `speak` makes (the multilingual voice where it speaks the language well, else
         espeak-ng), noted once."""
-        backend, module = self.backend, TTS_BACKENDS[self.backend]
+        backend = voice_backend(voice, self.backend)  # a voice named is spoken by the backend that has it
+        module = TTS_BACKENDS[backend]
         langs = module.languages(voice) if module is not tts_transformers else None
         if langs is None or self.lang in langs:
             return backend, voice, module
@@ -95,7 +98,7 @@ def _synth(ctx: ToolContext, backend: str, v, text: str, pace: float) -> tuple[n
     return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), v.rate
 
 
-@tool(backends=[m.BACKEND for m in TTS_BACKENDS.values()], version=VERSION, plannable=False)  # dubbing building block
+@tool(backends=[m.BACKEND for m in TTS_BACKENDS.values()], version=TOOL_VERSION, plannable=False)  # dubbing building block
 def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: VoiceName | None = None,
                 speed: Speed = 1.0, max_speedup: Annotated[float, Range(1, 2)] = MAX_SPEEDUP,
                 share_of_gap: Annotated[float, Range(0, 1)] = 0.5, min_speed: Annotated[float, Range(0.5, 1)] = MIN_SPEED,
@@ -155,7 +158,7 @@ def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: Vo
                 continue
             backend, voice_name, module = pool.resolve(chosen)
             voice_name = voice_name or getattr(module, "DEFAULT_VOICE", "") or ""
-            base = dict(backend=backend, voice=voice_name, language=lang, pace=float(speed), version=VERSION)
+            base = dict(backend=backend, voice=voice_name, language=lang, pace=float(speed), version=LINE_VERSION)
             fit_key = line_key(kind="fit", text=text, slot=slot, gap=gap, share=float(share_of_gap),
                                max_speedup=float(max_speedup), min_speed=float(min_speed),
                                fixed=None if fixed is None else float(fixed), shorten=why_no_llm is None, **base)
@@ -192,8 +195,9 @@ def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: Vo
             reports.append(report)
     rate = rate or 24000
     track = place(placed, rate, duration)
-    if track.size == 0:
-        raise InputError("speak_lines: there is nothing to say (every line is empty)")
+    if not placed:  # a clip with no speech (or every line blanked): a silent track, so the dub still ends well
+        ctx.note("speak_lines: no line has text to speak (no speech in the source?): the speech track is silent")
+        track = np.zeros(max(track.size, rate), np.float32)
     path = ctx.output_path(".wav")
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -206,9 +210,12 @@ def speak_lines(lines: list[Segment], language: str, ctx: ToolContext, voice: Vo
     trimmed = [r.index for r in reports if r.action == "trim"]
     if trimmed:
         ctx.note(f"speak_lines: {len(trimmed)} line(s) too long for their slot were cut: {trimmed[:20]}")
-    spoken = [Segment(start=r.start, end=r.end, text=r.spoken_text or r.translation) for r in reports]
+    spoken = [Segment(start=r.start, end=r.end, text=r.spoken_text or r.translation) for r in reports if
+              (r.spoken_text or r.translation).strip()]
+    report_path = ctx.output_path(".json")
+    report_path.write_text(dub_lines_json(reports, lang), encoding="utf-8")
     return DubbedSpeech(speech=Audio.from_path(path), lines=reports, synthesized=synthesized, cached=cached,
-                        segments=spoken)
+                        segments=spoken, report=Data.from_path(report_path))
 
 
 def _fit_line(text: str, raw, *, r_slot: float, gap: float, lang: str, why_no_llm: str | None, share_of_gap: float,

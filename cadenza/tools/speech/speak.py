@@ -57,6 +57,23 @@ def voices_for_language(language: str) -> list[tuple[str, str, str]]:
     return out
 
 
+def voice_backend(voice: str | None, backend: str) -> str:
+    """The backend that has `voice`: `backend` when it has it (or no voice is named, or the voice is a
+    file, or the backend takes model names), else the first usable backend with a voice of that name,
+    so `voice: jm_kumo` is spoken by kokoro and `voice: es` by espeak-ng whichever backend was best."""
+    if not voice or "/" in voice or "\\" in voice or voice.endswith(".onnx") or backend == "transformers":
+        return backend
+
+    def has(name: str) -> bool:
+        module = TTS_BACKENDS[name]
+        return (module is not tts_transformers and module.BACKEND.unavailable_reason() is None
+                and voice in module.voices())
+
+    if has(backend):
+        return backend
+    return next((name for name in TTS_BACKENDS if name != backend and has(name)), backend)
+
+
 def fallback_voice(module, voice: str | None, backend: str, lang: str):
     """For a language the chosen voice cannot speak: (module, voice, backend, note) of the multilingual
     voice where it speaks the language well, else of espeak-ng; the note says which voice and why.
@@ -97,7 +114,7 @@ def speak(text: str, ctx: ToolContext, voice: VoiceName | None = None, speed: Sp
     if not text or not text.strip():
         raise InputError("speak: the text is empty")
     lang = code(language)
-    backend = ctx.backend or speak.get_backend().name
+    backend = voice_backend(voice, ctx.backend or speak.get_backend().name)
     module = TTS_BACKENDS[backend]
     if backend != "espeak-ng":
         langs = module.languages(voice) if module is not tts_transformers else None

@@ -145,6 +145,10 @@ def translate(target_language: str, ctx: ToolContext, text: str | None = None,
         segments: timed segments, e.g. a transcript's; their times are kept so subtitles and dubbing line up
         source_language: the language of the input (default: let the LLM tell)
     """
+    if segments is not None and not segments and (text is None or not text.strip()):
+        # a transcript of a clip with no speech: nothing to translate is not an error
+        ctx.note("translate: no segments to translate (no speech?): the translation is empty")
+        return Translation(text="", language=code(target_language), segments=[])
     if (text is None or not text.strip()) and not segments:
         raise InputError("translate: give text or segments to translate (both are empty)")
     if text and text.strip() and segments:
