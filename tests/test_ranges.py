@@ -36,6 +36,10 @@ RANGES = {
     ("mix_audio", "duck_under"): (0, None, False),  # a track index; the top is checked against the tracks
     ("mix_audio", "duck_db"): (0, 60, False),
     ("dub_mix", "duck_db"): (0, 60, False),
+    ("compose_music", "duration"): (0, 600, True),
+    ("compose_music", "seed"): (0, 2**31 - 1, False),
+    ("generate_sound", "duration"): (0, 60, True),
+    ("generate_sound", "seed"): (0, 2**31 - 1, False),
     ("concat_audio", "crossfade_ms"): (0, 60000, False),
     ("concat_audio", "gap_ms"): (0, 60000, False),
     ("trim_audio", "start"): (0, 86400, False),

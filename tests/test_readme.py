@@ -40,7 +40,8 @@ def project(tmp_path):
 def test_readme_has_the_two_setup_commands():
     bash = "\n".join(blocks("bash"))
     assert "python3 -m pip install -e . && cadenza workflow run examples/workflows/narrate.yaml" in bash
-    test_command = """CMAKE_ARGS="$(sh scripts/llama-cmake-args)" python3 -m pip install -e '.[test]' && python3 -m pytest"""
+    test_command = ("""sh scripts/system-deps && CMAKE_ARGS="$(sh scripts/llama-cmake-args)" python3 -m pip install """
+                    """-e '.[test]' && python3 -m pytest""")
     assert test_command in bash
     assert test_command in (ROOT / ".ci" / "run").read_text()
 

@@ -297,6 +297,9 @@ class Tool:
         out = {}
         for n, v in values.items():
             kind = self.outputs[n]
+            if v is None and self.whole_output_tag is not None and not type(result).model_fields[n].is_required():
+                out[n] = None  # an optional output this backend does not make (a composer's MIDI)
+                continue
             if kind in MEDIA_TYPES and not isinstance(v, Media):
                 if not isinstance(v, (str, Path)):
                     raise ToolError(f"tool '{self.name}' output '{n}' should be a {kind} file, got {type(v).__name__}")
