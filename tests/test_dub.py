@@ -123,8 +123,9 @@ def test_dub_a_clip_into_spanish(workdir, monkeypatch):
         end = lines[i + 1]["start"] if i + 1 < len(lines) else len(x) / rate
         onset = _onset(x, rate, ln["start"], end)
         assert onset is not None, f"line {i} is silent"
-        # the line's sound begins at its slot's start (plus the kept edge margin), within 20 ms
-        assert abs(onset - MARGIN_S - ln["start"]) <= 0.020, (i, onset, ln["start"])
+        # the line's sound begins at its slot's start, within 20 ms past the kept edge margin (a voice
+        # with no leading silence of its own, espeak-ng, starts right at it)
+        assert -0.001 <= onset - ln["start"] <= MARGIN_S + 0.020, (i, onset, ln["start"])
         assert ln["source_text"] and ln["action"] in ("natural", "gap", "speedup", "shorten")
 
     # the video's first sound track carries the dubbed speech (over the ducked original)

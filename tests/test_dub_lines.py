@@ -277,3 +277,25 @@ def test_dub_mix_ducks_keeps_or_drops_the_original(tmp_path, background):
         assert mf.db(under / alone) == pytest.approx(0, abs=0.5)
     else:
         assert under < 1e-3 and alone < 1e-3
+
+
+def test_dub_mix_keeps_the_original_down_over_a_whole_line(tmp_path):
+    """A dubbed line shorter than its slot: the original stays ducked to the slot's end, so its speech
+    does not come back between the dubbed words."""
+    import media_factory as mf
+    from cadenza.tools.dub import dub_mix
+
+    rate = 16000
+    original = mf.tone(tmp_path / "talk.wav", freq=220, seconds=5.0, rate=rate, amp=0.2)
+    voice = np.zeros(5 * rate)
+    voice[rate:int(1.5 * rate)] = 0.3 * np.sin(2 * np.pi * 1000 * np.arange(int(0.5 * rate)) / rate)
+    speech = mf.write_audio(tmp_path / "speech.wav", voice, rate)
+    slot = [{"start": 1.0, "end": 3.0, "text": "Hola."}]
+    held, _ = call(dub_mix, original=str(original), speech=str(speech), slots=slot)
+    free, _ = call(dub_mix, original=str(original), speech=str(speech))
+    x, _ = mf.decode(held["result"])
+    y, _ = mf.decode(free["result"])
+    late = lambda a: mf.amplitude_at(a, rate, 220, 2.3, 2.9)  # noqa: E731  (after the voice, inside the slot)
+    after = lambda a: mf.amplitude_at(a, rate, 220, 3.6, 4.6)  # noqa: E731
+    assert mf.db(late(x) / after(x)) == pytest.approx(-15, abs=1.5)
+    assert mf.db(late(y) / after(y)) == pytest.approx(0, abs=1.0)

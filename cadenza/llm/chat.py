@@ -83,14 +83,20 @@ def get_chat_model(llm: Any = None):
 LOCAL_SPECS = ("local", "local-small")
 
 
-def complete_json(model, messages: list, schema: dict, *, timeout: float | None = None) -> tuple[dict, str]:
+def complete_json(model, messages: list, schema: dict, *, timeout: float | None = None,
+                  constrained: bool = True) -> tuple[dict, str]:
     """Ask for JSON matching `schema`, constrained wherever the backend can; returns (data, raw text).
 
     llama.cpp gets the schema as a grammar; OpenAI and Ollama get structured output; any other chat
-    model (a scripted test model, say) is asked plainly and its answer parsed.
+    model (a scripted test model, say) is asked plainly and its answer parsed. `constrained=False`
+    asks every model plainly: llama.cpp applies a grammar to the whole vocabulary at every token, which
+    halves its speed on a CPU, and a small model writes simple JSON right without it most of the time
+    (ask again constrained when the answer does not parse).
     """
     try:
-        if getattr(model, "json_schema_response_format", False):
+        if not constrained:
+            raw = model.invoke(messages).content
+        elif getattr(model, "json_schema_response_format", False):
             msg = model.invoke(messages, response_format={"type": "json_object", "schema": schema})
             raw = msg.content
         elif supports_structured_output(model):

@@ -54,8 +54,9 @@ def mix_audio(tracks: list[Audio], ctx: ToolContext, gains_db: list[GainDb] | No
 
 
 def mix_segments(segs: list, ctx: ToolContext, gains_db: list[float] | None = None, duck_under: int | None = None,
-                 duck_db: float = 12.0, length: str = "longest"):
-    """mix_audio on loaded pydub segments (checked arguments); the mix, as a segment."""
+                 duck_db: float = 12.0, length: str = "longest", hold: list[tuple[float, float]] | None = None):
+    """mix_audio on loaded pydub segments (checked arguments); the mix, as a segment. `hold`: spans
+    (start, end seconds) where the others stay ducked even while the speech track is quiet."""
     gains = list(gains_db or []) + [0.0] * (len(segs) - len(gains_db or []))
     rate = max(s.frame_rate for s in segs)
     channels = max(s.channels for s in segs)
@@ -64,6 +65,8 @@ def mix_segments(segs: list, ctx: ToolContext, gains_db: list[float] | None = No
     n = len(arrays[0]) if length == "first" else max(len(a) for a in arrays)
     if duck_under is not None:
         env = _duck_envelope(arrays[duck_under], rate, n, duck_db)
+        if hold:
+            env = np.minimum(env, _span_envelope(hold, rate, n, duck_db))
         arrays = [a if i == duck_under else _apply(a, env) for i, a in enumerate(arrays)]
     mix = np.zeros((n, channels), np.float32)
     for a in arrays:
@@ -100,6 +103,16 @@ def _duck_envelope(voice: np.ndarray, rate: int, n: int, duck_db: float) -> np.n
     # pad with the edge values, not zeros, so the smoothing does not dip at the ends
     padded_env = np.pad(per_sample, (ramp // 2, ramp - 1 - ramp // 2), mode="edge")
     return np.convolve(padded_env, np.ones(ramp, np.float32) / ramp, mode="valid")
+
+
+def _span_envelope(spans: list[tuple[float, float]], rate: int, n: int, duck_db: float) -> np.ndarray:
+    """Per-sample gain: lowered by duck_db inside each span, 1 outside, with 50 ms ramps."""
+    target = np.ones(n, np.float32)
+    for a, b in spans:
+        target[max(0, int(a * rate)):max(0, min(n, int(b * rate)))] = 10 ** (-abs(duck_db) / 20)
+    ramp = max(1, int(rate * 0.05))
+    padded = np.pad(target, (ramp // 2, ramp - 1 - ramp // 2), mode="edge")
+    return np.convolve(padded, np.ones(ramp, np.float32) / ramp, mode="valid")
 
 
 def _apply(a: np.ndarray, env: np.ndarray) -> np.ndarray:
