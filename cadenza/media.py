@@ -59,6 +59,8 @@ class Media(BaseModel):
     channels: int | None = None
     width: int | None = None
     height: int | None = None
+    mode: str | None = None  # a picture's Pillow mode (RGB, RGBA, L, P ...)
+    frames: int | None = None  # a picture's frames (an animated GIF has several; tools use the first)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, *, probe: bool = True) -> "Media":
@@ -74,7 +76,9 @@ class Media(BaseModel):
         if size == 0 and not cls.may_be_empty:
             raise MediaError(f"{cls.kind} file is empty: {p}")
         info: dict[str, Any] = {"size_bytes": size, "mime": mimetypes.guess_type(p.name)[0]}
-        if probe and cls.kind in PROBED_KINDS:
+        if probe and cls.kind == "image":
+            info.update(probe_image(p))
+        elif probe and cls.kind in PROBED_KINDS:
             info.update(_probe(p, cls.kind))
         return cls(path=p, **info)
 
@@ -383,3 +387,79 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+# -- pictures, with Pillow -------------------------------------------------------------------
+# Pictures are read with Pillow (EXIF orientation, modes, animation frames, and a guard against
+# decompression bombs), from the file open_nofollow opened (no symlink followed on the checked path):
+# - Orientation: the EXIF Orientation tag is applied (a phone's portrait photo comes upright), and
+#   the probed width and height are the upright ones.
+# - Animated GIF, WebP or multi-page TIFF: the first frame, with a note.
+# - MAX_PIXELS: a larger picture is refused in one line before it is decoded (Pillow's own bomb check
+#   stops at 2 x 89 million pixels after allocating); 50 million pixels is 8660 x 5773, larger than any
+#   phone camera writes.
+
+MAX_PIXELS = 50_000_000
+_SWAPS = {5, 6, 7, 8}  # EXIF orientations that turn the picture by 90 degrees
+
+
+def _open(path: Path, label: str):
+    from PIL import Image as PILImage, UnidentifiedImageError
+
+    fd = open_nofollow(path, label)
+    f = os.fdopen(fd, "rb")
+    try:
+        img = PILImage.open(f)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        f.close()
+        raise MediaError(f"cannot read {label}: not a picture Pillow can read ({_reason(e)})") from None
+    except BaseException:
+        f.close()
+        raise
+    return img, f
+
+
+def _reason(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def probe_image(path: Path) -> dict[str, Any]:
+    """width, height (upright), mode and frames of a picture, without decoding its pixels."""
+    label = f"image file {path}"
+    img, f = _open(path, label)
+    with f, img:
+        w, h = img.size
+        if w <= 0 or h <= 0:
+            raise MediaError(f"cannot read {label}: it has no pixels ({w}x{h})")
+        if w * h > MAX_PIXELS:
+            raise MediaError(f"{label} is {w}x{h}, {w * h / 1e6:.0f} million pixels: more than the "
+                             f"{MAX_PIXELS / 1e6:.0f} million an image tool reads (scale it down first)")
+        orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+        if orientation in _SWAPS:
+            w, h = h, w
+        return {"width": w, "height": h, "mode": img.mode, "frames": getattr(img, "n_frames", 1)}
+
+
+def load_image(path: str | os.PathLike, notes: list[str] | None = None, label: str | None = None):
+    """The picture at `path` decoded, upright, first frame, in RGB or RGBA (alpha kept). A truncated
+    or corrupt file is one MediaError line naming it; `notes` gets a line for a dropped animation."""
+    from PIL import Image as PILImage, ImageOps
+
+    path = Path(path)
+    label = label or f"image {path.name}"
+    img, f = _open(path, label)
+    with f, img:
+        if img.size[0] * img.size[1] > MAX_PIXELS:
+            raise MediaError(f"{label} is {img.size[0]}x{img.size[1]}: more than the "
+                             f"{MAX_PIXELS / 1e6:.0f} million pixels an image tool reads")
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1 and notes is not None:
+            notes.append(f"{path.name} has {frames} frames (animation or pages): the first one is used")
+        try:
+            img.seek(0)
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+        except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError) as e:
+            raise MediaError(f"cannot read {label}: {_reason(e)}") from None
+        has_alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
+        return upright.convert("RGBA" if has_alpha else "RGB")

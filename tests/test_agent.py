@@ -387,11 +387,14 @@ def test_example_counts_follow_the_catalog_size():
 
     tb = catalog_registry(BENCH / "tools.json")  # 40 tools
     pool = ExamplePool([])
-    assert Planner(ScriptedChatModel([]), default_registry(), pool).example_counts() == (0, 3)  # 13 tools
+    own = len([t for t in default_registry() if t.plannable])  # 22 with music and images
+    assert Planner(ScriptedChatModel([]), default_registry(), pool).example_counts() == ((0, 3) if own <= 20 else (12, 1))
+    assert Planner(ScriptedChatModel([]), default_registry(), pool, anchors_above=50).example_counts() == (0, 3)
     assert Planner(ScriptedChatModel([]), tb, pool).example_counts() == (12, 1)
     assert Planner(ScriptedChatModel([]), tb, pool, retrieve_above=30).example_counts() == (0, 3)  # retrieved
     assert Planner(ScriptedChatModel([]), tb, pool, anchors=4, n_examples=2).example_counts() == (4, 2)
-    assert Planner(ScriptedChatModel([]), default_registry(), pool, n_examples=0).example_counts() == (0, 0)
+    assert Planner(ScriptedChatModel([]), default_registry(), pool, n_examples=0,
+                   anchors=0).example_counts() == (0, 0)
 
 
 def test_plan_and_run_take_tool_weights(tmp_path):

@@ -59,3 +59,14 @@ def test_embedded_llm_plans_a_dub_as_one_step_of_the_dub_workflow(tmp_path):
     assert r.returncode == 0, r.stderr
     steps = json.loads(r.stdout)["plan"]["steps"]
     assert [(s["tool"], s["args"].get("to")) for s in steps] == [("dub", "en")]
+
+
+def test_embedded_llm_composes_a_bed_as_long_as_the_narration(tmp_path):
+    """'narration over calm piano': the music's duration is read off the narration ($narration.duration)."""
+    r = cadenza("plan", "Put my narration over calm piano music", "--file", MEDIA / "narration.wav", "--json",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    steps = json.loads(r.stdout)["plan"]["steps"]
+    compose = next(s for s in steps if s["tool"] == "compose_music")
+    assert compose["args"]["duration"] == "$narration.duration"
+    assert any(s["tool"] == "mix_audio" for s in steps)

@@ -23,7 +23,8 @@ from typing import Any
 
 from ..errors import LLMError
 from ..tools.base import Tool
-from ..tools.types import accepts, is_media_tag, list_item
+from ..media import MEDIA_FIELDS, media_field_tag
+from ..tools.types import accepts, is_media_tag, list_item, split_union
 
 MAX_STEPS = 12
 
@@ -52,11 +53,21 @@ def ref_options(known: dict[str, Tool | str]) -> list[tuple[str, str]]:
     for name, src in known.items():
         if isinstance(src, str):  # a user file: its type tag
             out.append((f"${name}", src))
+            out.extend(_media_fields(name, src))
             continue
         out.append((f"${name}", src.output_tag()))
         if len(src.outputs) > 1:
             out.extend((f"${name}.{field}", tag) for field, tag in src.outputs.items())
+        else:
+            out.extend(_media_fields(name, src.output_tag() or ""))
     return out
+
+
+def _media_fields(name: str, tag: str) -> list[tuple[str, str]]:
+    """`$name.duration` (a number) and the other fields a plan may read off a media value of this tag."""
+    kinds = split_union(tag)
+    fields = {f for k in kinds for f in MEDIA_FIELDS.get(k, {})}
+    return [(f"${name}.{f}", t) for f in sorted(fields) if (t := media_field_tag(kinds, f)) is not None]
 
 
 class StepGrammar:
