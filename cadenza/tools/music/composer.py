@@ -19,14 +19,8 @@ from __future__ import annotations
 
 import io
 
-import pretty_midi
-
 from ..base import Backend, ToolContext
 from .common import MusicRequest, MusicResult
-from .symbolic.arrange import arrange
-from .symbolic.describe import describe
-from .symbolic.params import MIX, SENDS, STYLES
-from .symbolic.render import RATE, bake_mix, render
 
 BACKEND = Backend("composer", "symbolic composer rendered with a General MIDI SoundFont (offline, CPU, also MIDI)",
                   requires=("pretty_midi", "tinysoundfont"), extra="music")
@@ -36,6 +30,14 @@ MAX_SECONDS = 600.0
 
 
 def compose(ctx: ToolContext, request: MusicRequest) -> MusicResult:
+    # imported here: without the `music` extra the tool is still listed, and says what to install
+    import pretty_midi
+
+    from .symbolic.arrange import arrange
+    from .symbolic.describe import describe
+    from .symbolic.params import MIX, SENDS, STYLES
+    from .symbolic.render import RATE, bake_mix, render
+
     if request.melody is not None:
         ctx.note("composer: following a melody needs MusicGen's melody model: the melody was ignored")
     if request.continuation is not None:
