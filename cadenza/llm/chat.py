@@ -149,3 +149,24 @@ def parse_json_reply(raw: Any) -> dict:
     if not isinstance(obj, dict):
         raise LLMError("the LLM returned JSON that is not an object")
     return obj
+
+
+_OFF = ("rules", "off", "none", "no", "0", "false")
+
+
+def tool_llm_choice(env_var: str, config_key: str) -> str | None:
+    """The LLM a tool that can read its input by rules should ask, chosen on purpose (so a default call
+    stays fast and loads no model): `env_var` or `config_key` in the config file names one ("rules" or
+    "off": never); else the LLM picked for everything (CADENZA_LLM / `llm`) when it is a provider model.
+    The embedded models are used only when named for the tool. None: read by rules."""
+    try:
+        from ..paths import load_config
+
+        config = load_config()
+    except Exception:  # a broken config file is reported by the planner; here it only means no choice
+        config = {}
+    for value in (os.environ.get(env_var), config.get(config_key)):
+        if value is not None and str(value).strip():
+            return None if str(value).strip().lower() in _OFF else str(value).strip()
+    chosen = os.environ.get("CADENZA_LLM") or config.get("llm")
+    return chosen if chosen and str(chosen) not in LOCAL_SPECS else None

@@ -20,6 +20,7 @@ from typing import Any
 from ...errors import MediaError
 from ...media import open_nofollow
 from ..base import ToolContext
+from ..fonts import first_font
 
 # Text subtitle codec per output container; containers not listed (.avi, .mpg, .ts) hold none.
 SUBTITLE_CODEC = {".mp4": "mov_text", ".mov": "mov_text", ".m4v": "mov_text", ".mkv": "subrip", ".webm": "webvtt"}
@@ -171,7 +172,7 @@ class Burner:
             self.stream.codec_context.bit_rate = vin_stream.bit_rate or cc.bit_rate
         self.stream.codec_context.thread_type = "AUTO"
         self.size = max(10, round(self.height * 0.05))  # ~5% of the picture's height
-        self.font, self.ascii_only = _load_font(self.size)
+        self.font, self.ascii_only = first_font(self.size, _FONTS)
         if self.ascii_only and any(not c.text.isascii() for c in self.cues):
             ctx.note("no system font found (e.g. DejaVu Sans): burned-in text drawn with Pillow's "
                      "ASCII-only font, accents dropped")
@@ -256,16 +257,6 @@ class Burner:
 _FONTS = ("DejaVuSans.ttf", "NotoSans-Regular.ttf", "LiberationSans-Regular.ttf", "Arial.ttf", "arial.ttf")
 
 
-def _load_font(size: int) -> tuple[Any, bool]:
-    """(font, whether it is Pillow's ASCII-only default)."""
-    from PIL import ImageFont
-
-    for name in _FONTS:
-        try:
-            return ImageFont.truetype(name, size), False
-        except OSError:
-            continue
-    return ImageFont.load_default(size=size), True
 
 
 # Encoder options for a quality close to the source's; other encoders get the source's bit rate.

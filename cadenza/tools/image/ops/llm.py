@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from typing import Any, Iterator
 
-from ....llm.chat import LOCAL_SPECS
+from ....llm.chat import tool_llm_choice
 from .registry import OPS, validate
 from .parsed import Parsed
 
 _override: list[Any] = []
-_OFF = ("rules", "off", "none", "no", "0", "false")
 MAX_OPS = 12
 
 
@@ -40,17 +38,7 @@ def configured_llm() -> Any:
     """The LLM that reads instructions (a model or a spec), or None for the rules (see the module's doc)."""
     if _override:
         return _override[-1]
-    try:
-        from ....paths import load_config
-
-        config = load_config()
-    except Exception:  # a broken config file is reported by the planner; here it only means no choice
-        config = {}
-    for value in (os.environ.get("CADENZA_IMAGE_LLM"), config.get("image_llm")):
-        if value is not None and str(value).strip():
-            return None if str(value).strip().lower() in _OFF else str(value).strip()
-    chosen = os.environ.get("CADENZA_LLM") or config.get("llm")
-    return chosen if chosen and str(chosen) not in LOCAL_SPECS else None
+    return tool_llm_choice("CADENZA_IMAGE_LLM", "image_llm")
 
 
 def _field_schema(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage, ImageColor
 
+from ...fonts import first_font
+
 Position = Literal["top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right"]
 POSITIONS: tuple[str, ...] = get_args(Position)
 
@@ -87,23 +89,15 @@ def _vertical(position: str) -> str:
 
 
 # Pillow's built-in font needs no system font but has ASCII letters only; a common system font
-# (accents, Cyrillic, Greek) is preferred where one is installed. Same list as the subtitle burner's.
+# (accents, Cyrillic, Greek) is preferred where one is installed (tools/fonts.py).
 _FONTS = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf", "NotoSans-Bold.ttf", "NotoSans-Regular.ttf",
           "LiberationSans-Bold.ttf", "LiberationSans-Regular.ttf", "Arial Bold.ttf", "arialbd.ttf", "Arial.ttf",
           "arial.ttf")
 
 
-@functools.lru_cache(maxsize=32)
 def load_font(size: int) -> tuple[Any, bool]:
-    """(font, whether it is Pillow's ASCII-only default)."""
-    from PIL import ImageFont
-
-    for name in _FONTS:
-        try:
-            return ImageFont.truetype(name, size), False
-        except OSError:
-            continue
-    return ImageFont.load_default(size=size), True
+    """(font, whether it is Pillow's ASCII-only default): bold preferred, for text over a picture."""
+    return first_font(size, _FONTS)
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,14 +14,13 @@ win over it (merge). Any failure or invalid answer falls back to the rules, with
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import zlib
 from typing import Any, Iterator
 
 import numpy as np
 
-from ....llm.chat import LOCAL_SPECS
+from ....llm.chat import tool_llm_choice
 from .harmony import MINOR_FAMILY, key_name
 from .params import (INSTRUMENT_STYLES, INSTRUMENTS, MODE_PROGRESSIONS, MODES, MOODS, STYLES, Instruments,
                      MusicChoice, MusicParams)
@@ -187,7 +186,6 @@ def resolve(choice: MusicChoice, seed: int, salt: int = 0) -> tuple[MusicParams,
 # -- the LLM path -------------------------------------------------------------------------------------
 
 _override: list[Any] = []
-_OFF = ("rules", "off", "none", "no", "0", "false")
 
 
 @contextlib.contextmanager
@@ -211,17 +209,7 @@ def configured_llm() -> Any:
     1.5B parameters for a few words takes seconds, and the rules read a description better than they do."""
     if _override:
         return _override[-1]
-    try:
-        from ....paths import load_config
-
-        config = load_config()
-    except Exception:  # a broken config file is reported by the planner; here it only means no choice
-        config = {}
-    for value in (os.environ.get("CADENZA_MUSIC_LLM"), config.get("music_llm")):
-        if value is not None and str(value).strip():
-            return None if str(value).strip().lower() in _OFF else str(value).strip()
-    chosen = os.environ.get("CADENZA_LLM") or config.get("llm")
-    return chosen if chosen and str(chosen) not in LOCAL_SPECS else None
+    return tool_llm_choice("CADENZA_MUSIC_LLM", "music_llm")
 
 
 SYSTEM = ("You choose the parameters of a music composer from a description of the music wanted. Answer with one "
