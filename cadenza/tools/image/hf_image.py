@@ -32,6 +32,7 @@ from PIL import Image as PILImage
 
 from ...errors import BackendUnavailableError, InputError
 from ..base import ToolContext
+from ..hf_hub import Progress, cached, hf_cache
 
 __all__ = ["hf_cache", "cached", "MEMORY_GB", "DEFAULT_MEMORY_GB", "MODEL_DEFAULTS", "Resident", "Progress", "present",
            "pick_model", "model_check", "require_model", "pipeline_class", "memory_gb", "runtime_key", "load",
@@ -110,40 +111,8 @@ class Resident:
         return self.tasks[task]
 
 
-class Progress:
-    """Counts denoising steps: each step first checks for cancellation (a cancelled step stops at its
-    next denoising step) and then tells the context's progress hook, when it has one
-    (`ctx.progress(done, total)`)."""
-
-    def __init__(self, ctx: ToolContext, total: int):
-        self.ctx, self.total, self.done = ctx, max(int(total), 1), 0
-        hook = getattr(ctx, "progress", None)
-        self._hook = hook if callable(hook) else None
-
-    def step(self, n: int = 1) -> None:
-        self.ctx.check_cancelled()
-        self.done += n
-        if self._hook is not None:
-            self._hook(min(self.done, self.total), self.total)
-
-
 # -- finding a model offline ---------------------------------------------------------------------
-# (as cadenza.tools.speech.asr_transformers and music.hf do; kept here so the image tools do not import
-# the speech family)
-
-def hf_cache() -> Path:
-    """The Hugging Face hub cache folder (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
-    return Path(home) / "hub"
-
-
-def cached(repo: str) -> bool:
-    """True when the hub id has a snapshot in the local cache."""
-    snap = hf_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
-    return snap.is_dir() and any(snap.iterdir())
-
+# (hf_cache, cached: tools/hf_hub.py, shared with the speech and music backends)
 
 def present(name: str) -> bool:
     """True when `name` is a folder here or a hub id with a snapshot in the local cache."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..base import ToolContext
-from ..speech.asr_transformers import cached, hf_cache
+from ..hf_hub import Progress, cached, hf_cache
 
 __all__ = ["hf_cache", "cached", "present", "pick_model", "model_check", "check_seconds", "new_seed", "seeded",
            "torch_dtype", "Resident", "Progress", "resample", "fit_channels", "append_crossfaded", "limit"]
@@ -87,23 +87,6 @@ def torch_dtype(dtype: str):
     import torch
 
     return getattr(torch, dtype)
-
-
-class Progress:
-    """Counts model steps: each step first checks for cancellation (a cancelled step stops at its
-    next token or denoising step) and then tells the context's progress hook, when it has one
-    (`ctx.progress(done, total)`; ToolContext itself has none, so a note is left at the end)."""
-
-    def __init__(self, ctx: ToolContext, total: int):
-        self.ctx, self.total, self.done = ctx, max(int(total), 1), 0
-        hook = getattr(ctx, "progress", None)
-        self._hook = hook if callable(hook) else None
-
-    def step(self, n: int = 1) -> None:
-        self.ctx.check_cancelled()
-        self.done += n
-        if self._hook is not None:
-            self._hook(min(self.done, self.total), self.total)
 
 
 def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:

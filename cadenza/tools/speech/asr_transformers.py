@@ -15,17 +15,11 @@ import numpy as np
 
 from ...errors import BackendUnavailableError
 from ..base import Backend, ToolContext
+from ..hf_hub import cached, hf_cache
 from .pcm import ASR_RATE
 from .segments import Segment, Word
 
 PREFERRED = ["large-v3-turbo", "large-v3", "large-v2", "medium", "small", "base", "tiny"]
-
-
-def hf_cache() -> Path:
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
-    return Path(home) / "hub"
 
 
 def default_model() -> str | None:
@@ -37,11 +31,6 @@ def default_model() -> str | None:
             if cached(f"openai/whisper-{size}{suffix}"):
                 return f"openai/whisper-{size}{suffix}"
     return None
-
-
-def cached(repo: str) -> bool:
-    snap = hf_cache() / f"models--{repo.replace('/', '--')}" / "snapshots"
-    return snap.is_dir() and any(snap.iterdir())
 
 
 def _check() -> str | None:
