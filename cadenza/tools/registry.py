@@ -41,7 +41,7 @@ log = logging.getLogger("cadenza")
 # workflows (cadenza/workflows/*.yaml), which are tools too. Imported by name: the workflow plugin
 # lives in the engine layer (a workflow tool runs its steps with the executor).
 BUILTIN_PLUGINS = ("cadenza.tools.audio", "cadenza.tools.speech", "cadenza.tools.dub", "cadenza.tools.music",
-                   "cadenza.tools.image",
+                   "cadenza.tools.image", "cadenza.tools.vision",
                    "cadenza.engine.builtin_workflows")
 # The workflow folders the user names (CADENZA_WORKFLOWS, `workflow_dirs` in the config file), loaded
 # after the installed plugins and only when some folder is named.
