@@ -434,7 +434,10 @@ def probe_image(path: Path) -> dict[str, Any]:
         if w * h > MAX_PIXELS:
             raise MediaError(f"{label} is {w}x{h}, {w * h / 1e6:.0f} million pixels: more than the "
                              f"{MAX_PIXELS / 1e6:.0f} million an image tool reads (scale it down first)")
-        orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+        try:  # a PNG keeps EXIF after the pixels: reading it decodes the file, so a truncated one fails here
+            orientation = img.getexif().get(0x0112, 1) if hasattr(img, "getexif") else 1
+        except (OSError, ValueError, SyntaxError) as e:
+            raise MediaError(f"cannot read {label}: {_reason(e)}") from None
         if orientation in _SWAPS:
             w, h = h, w
         return {"width": w, "height": h, "mode": img.mode, "frames": getattr(img, "n_frames", 1)}

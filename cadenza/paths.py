@@ -58,7 +58,7 @@ def models_dir() -> Path:
 
 # The variables that name a model the user chose: a name, or a path to a folder or file
 MODEL_ENV_VARS = ("CADENZA_FASTER_WHISPER_MODEL", "CADENZA_OPENAI_WHISPER_MODEL", "CADENZA_HF_ASR_MODEL",
-                  "CADENZA_HF_TTS_MODEL")
+                  "CADENZA_HF_TTS_MODEL", "CADENZA_VISION_MODEL")
 
 
 def config_folders(key: str) -> list[Path]:
