@@ -65,7 +65,7 @@ def test_builtin_workflows_are_registered_tools():
                                     "narration: audio, narration_mp3: audio")
     assert sub.output_tag("subtitles") == "subtitles" and sub.output_tag() == sub.whole_output_tag
     plugin = next(p for p in reg.plugin_info if p.name == "cadenza.engine.builtin_workflows")
-    assert plugin.builtin and plugin.tools == ["dub", "dub_audio", "narrate", "subtitle"]
+    assert plugin.builtin and plugin.tools == ["describe_video", "dub", "dub_audio", "narrate", "subtitle"]
 
 
 def test_tools_show_gives_a_workflows_signature_and_schema(tmp_path):
@@ -91,7 +91,7 @@ def test_doctor_lists_the_builtin_workflow_plugin(tmp_path):
     assert r.returncode == 0, r.stderr
     plugins = json.loads(r.stdout)["plugins"]
     (wf,) = [p for p in plugins["details"] if p["name"] == "cadenza.engine.builtin_workflows"]
-    assert wf["builtin"] and wf["tools"] == ["dub", "dub_audio", "narrate", "subtitle"] and not plugins["failed"]
+    assert wf["builtin"] and wf["tools"] == ["describe_video", "dub", "dub_audio", "narrate", "subtitle"] and not plugins["failed"]
 
 
 # -- running one ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ untouched, except where subtitles are burned into it (then it is re-encoded)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ...errors import MediaError
 from ...media import Audio, Subtitles, Video, open_media
@@ -16,28 +16,39 @@ from .subtitle_track import SUBTITLE_CODEC, Burner, add_cue_track, copy_stream, 
 
 # Audio codec per output container: webm wants Opus, the rest take AAC.
 _AUDIO_CODEC = {".webm": "libopus", ".mkv": "aac", ".mp4": "aac", ".mov": "aac", ".m4v": "aac"}
+SILENCE_RATE = 48000  # the sound of a silent video, when asked for
 PYAV = [Backend("pyav", "PyAV (bundled FFmpeg) for muxing and encoding, Pillow for burned-in text",
                 requires=("av", "PIL"))]
 
 
-@tool(backends=PYDUB)
-def extract_audio(video: Video, ctx: ToolContext, format: AudioFormat = "wav") -> Audio:
+@tool(backends=PYDUB, version="2")
+def extract_audio(video: Video, ctx: ToolContext, format: AudioFormat = "wav",
+                  missing: Literal["error", "silence"] = "error") -> Audio:
     """Take the sound track out of a video.
 
     Args:
         video: the video
         format: output audio format
+        missing: a video with no sound track is an error, or gives silence as long as its picture (noted)
     """
+    from pydub import AudioSegment
+
     if video.sample_rate is None:
-        raise MediaError(f"no audio track in {video.path}")
+        if missing == "error":
+            raise MediaError(f"no audio track in {video.path}")
+        seconds = _picture_duration(video) or video.duration or 0.0
+        ctx.note(f"{video.path.name} has no sound track: {seconds:.1f} s of silence instead")
+        return _save(AudioSegment.silent(round(seconds * 1000), frame_rate=SILENCE_RATE), ctx, "." + format)
     return _save(load_segment(video), ctx, "." + format)
 
 
-@tool(backends=PYDUB, version="3")
+@tool(backends=PYDUB, version="4")
 def replace_audio(video: Video, audio: Audio, ctx: ToolContext, keep_original: bool = False,
                   language: str | None = None, original_language: str | None = None,
                   subtitles: Subtitles | None = None,
-                  subtitles_mode: Literal["soft", "burn", "none"] = "soft") -> Video:
+                  subtitles_mode: Literal["soft", "burn", "none"] = "soft",
+                  original_first: bool = False, title: str | None = None,
+                  audio_description: bool = False) -> Video:
     """Put a new sound track on a video: the picture is copied untouched (unless subtitles are burned
     into it: then it is re-encoded), the audio is cut or padded with silence to the video's length;
     optionally the video's own sound is kept as a second track, and subtitles are added.
@@ -50,6 +61,9 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext, keep_original: b
         original_language: the language of the kept original track (e.g. 'en'), written the same way
         subtitles: SRT or WebVTT subtitles to put on the video
         subtitles_mode: soft: a selectable subtitle track (the picture copied); burn: drawn into the picture (re-encoded); none: left out
+        original_first: with keep_original, the video's own sound stays the first (default) track and the new one comes second
+        title: the new track's title, as players list it (e.g. 'Audio description')
+        audio_description: the new track describes the picture for blind and low-vision viewers (marked so for players)
     """
     import av
     from pydub import AudioSegment
@@ -75,18 +89,26 @@ def replace_audio(video: Video, audio: Audio, ctx: ToolContext, keep_original: b
             burner = Burner(vin_stream, vout, suffix, cues, ctx, video.path.name) \
                 if cues and subtitles_mode == "burn" else None
             copied = {} if burner else {vin_stream.index: copy_stream(vout, vin_stream)}
+            own = vin.streams.audio[0] if keep_original and vin.streams.audio else None
+            if keep_original and own is None:
+                ctx.note(f"keep_original: {video.path.name} has no sound of its own; one audio track written")
+            o_out = None
+            if own is not None and original_first:  # output streams are numbered in the order they are added
+                o_out = copy_stream(vout, own)
             a_out = vout.add_stream(codec, rate=rate, layout=layout)
+            if own is not None and not original_first:
+                o_out = copy_stream(vout, own)
+            if o_out is not None:
+                if old_tag:  # else its own language tag (copy_stream)
+                    o_out.metadata["language"] = old_tag
+                copied[own.index] = o_out
             if new_tag:
                 a_out.metadata["language"] = new_tag
-            if keep_original:
-                if not vin.streams.audio:
-                    ctx.note(f"keep_original: {video.path.name} has no sound of its own; one audio track written")
-                else:
-                    ain_stream = vin.streams.audio[0]
-                    o_out = copy_stream(vout, ain_stream)  # its own language tag, unless one is given
-                    if old_tag:
-                        o_out.metadata["language"] = old_tag
-                    copied[ain_stream.index] = o_out
+            if title and title.strip():
+                a_out.metadata["title"] = " ".join(title.split())
+                if suffix in (".mp4", ".mov", ".m4v"):  # MP4 players list a track by its handler name
+                    a_out.metadata["handler_name"] = a_out.metadata["title"]
+            _mark(a_out, o_out, original_first, audio_description)
             if cues and subtitles_mode == "soft":
                 add_cue_track(vout, suffix, cues, new_tag)
             elif subtitles is not None and subtitles_mode != "none" and not cues:
@@ -136,6 +158,20 @@ def add_subtitles(video: Video, subtitles: Subtitles, ctx: ToolContext, burn: bo
     except av.error.FFmpegError as e:
         raise MediaError(f"cannot write video {out_path.name}: {getattr(e, 'strerror', None) or e}") from e
     return Video.from_path(out_path)
+
+
+def _mark(new: Any, original: Any, original_first: bool, audio_description: bool) -> None:
+    """Dispositions, so players pick the right track: the first audio track is the default one; an
+    audio description is marked visual_impaired and descriptions (MP4 keeps both, Matroska the first)."""
+    from av.stream import Disposition
+
+    first, second = (original, new) if original_first and original is not None else (new, original)
+    if audio_description or original_first:
+        first.disposition = Disposition.default | (first.disposition & ~Disposition.default)
+        if second is not None:
+            second.disposition = second.disposition & ~Disposition.default
+    if audio_description:
+        new.disposition = new.disposition | Disposition.visual_impaired | Disposition.descriptions
 
 
 def _language_tag(language: str | None, ctx: ToolContext, what: str) -> str | None:
