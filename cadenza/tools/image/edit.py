@@ -41,7 +41,7 @@ def edit_image(image: Image, instruction: str, ctx: ToolContext, mask: Image | N
                model: PathOrName | None = None, steps: Annotated[int, Range(1, 500)] | None = None,
                guidance_scale: Annotated[float, Range(0, 50)] | None = None,
                image_guidance_scale: Annotated[float, Range(0, 20)] | None = None,
-               strength: Annotated[float, Range(0, 1)] | None = None) -> EditedImage:
+               strength: Annotated[float, Range(0, 1)] | None = None, text: str | None = None) -> EditedImage:
     """Edit a picture as instructed (crop, resize, colours, filters, styles, text, background, or a generative edit), keeping its size unless asked.
 
     Args:
@@ -56,7 +56,10 @@ def edit_image(image: Image, instruction: str, ctx: ToolContext, mask: Image | N
         guidance_scale: how closely a generative edit follows the instruction
         image_guidance_scale: how closely an InstructPix2Pix edit keeps the picture
         strength: how much of the picture a generative edit may change (img2img, inpainting), 0 to 1
+        text: words to write on the picture, exactly (e.g. a caption from caption_image); the instruction says where and how, e.g. 'write it at the bottom in white'
     """
+    if text is not None:
+        instruction = with_text(instruction, text, ctx)
     text = " ".join((instruction or "").split())
     if not text:
         raise InputError("edit_image: the instruction is empty (say what to change, e.g. 'crop it square')")
@@ -85,6 +88,23 @@ def edit_image(image: Image, instruction: str, ctx: ToolContext, mask: Image | N
         result.image = result.image.resize(picture.size)
     path = write_image(result.image, ctx.output_path, format)
     return EditedImage(image=Image.from_path(path), operations=result.operations)
+
+
+MAX_TEXT = 300  # characters written on a picture (the text operation's own limit)
+
+
+def with_text(instruction: str, words: str, ctx: ToolContext) -> str:
+    """The instruction with `words` added as the quoted text to write, so both the rule parser and an LLM
+    read it as the text (a plan cannot splice a step's output into a sentence)."""
+    words = " ".join(words.split()).replace('"', "'")  # a double quote inside would end the quotation
+    if not words:
+        raise InputError("edit_image: the text to write is empty")
+    if len(words) > MAX_TEXT:
+        cut = words[:MAX_TEXT].rsplit(" ", 1)[0]
+        ctx.note(f"edit_image: the text was {len(words)} characters; the first {len(cut)} are written")
+        words = cut
+    instruction = " ".join((instruction or "").split()) or "add the text at the bottom"
+    return f'{instruction} with the text "{words}"'
 
 
 def _classic_first(ctx: ToolContext, request: EditRequest) -> EditResult | None:

@@ -4,10 +4,14 @@ per concern and backend. A plugin that ships inside the package.
 """
 
 from ...hookspecs import hookimpl
+from .audio_description import place_descriptions
+from .caption import caption_image
+from .caption_video import caption_video
 from .frames import extract_frame, extract_frames
 from .scenes import detect_scenes
+from .slideshow import images_to_video
 
-VISION_TOOLS = [extract_frame, extract_frames, detect_scenes]
+VISION_TOOLS = [place_descriptions, caption_image, extract_frame, extract_frames, detect_scenes, images_to_video, caption_video]
 
 
 @hookimpl
