@@ -93,11 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     wf = sub.add_parser("workflow", help="validate and run YAML workflows").add_subparsers(parser_class=_Parser, metavar="ACTION")
     w = wf.add_parser("validate", help="check a workflow without running it")
-    w.add_argument("file")
+    w.add_argument("file", help="a workflow file, or the name of a built-in or user workflow (dub, describe_video)")
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=cmd_workflow_validate)
     w = wf.add_parser("run", help="run a workflow")
-    w.add_argument("file")
+    w.add_argument("file", help="a workflow file, or the name of a built-in or user workflow (dub, describe_video)")
     w.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="a workflow input (repeat for lists)")
     _run_options(w)
     w.set_defaults(func=cmd_workflow_run)
@@ -299,8 +299,10 @@ def _step_id(name: str) -> str:
 def cmd_workflow_validate(args) -> int:
     from .engine.validate import check_plan
     from .engine.workflow import load_workflow
+    from .engine.workflow_tool import workflow_file
     from .tools.registry import default_registry
 
+    args.file = str(workflow_file(args.file))
     plan = check_plan(load_workflow(args.file), default_registry())
     if args.json:
         print(json.dumps({"valid": True, "steps": len(plan.steps), "inputs": list(plan.inputs),
@@ -312,7 +314,9 @@ def cmd_workflow_validate(args) -> int:
 
 def cmd_workflow_run(args) -> int:
     from .engine.workflow import media_inputs, prepare_workflow
+    from .engine.workflow_tool import workflow_file
 
+    args.file = str(workflow_file(args.file))  # a path, or a built-in or user workflow's name
     plan = prepare_workflow(args.file)  # its relative asset paths: under its folder; --input paths: under ./
     inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
     return _execute(args, plan, inputs, Workspace.for_run(args.out, media_inputs(plan, inputs),
@@ -367,13 +371,14 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -
 
 
 def _show(value: Any) -> str:
-    from .media import Media
+    from .media import Media, to_jsonable
 
     if isinstance(value, Media):
         return str(value.path)
     if isinstance(value, list) and all(isinstance(v, Media) for v in value):
         return " ".join(str(v.path) for v in value)
-    return json.dumps(value, default=str) if not isinstance(value, str) else value
+    # structured values (scenes, segments, a report) as JSON, not as Python's repr of them
+    return json.dumps(to_jsonable(value), default=str, ensure_ascii=False) if not isinstance(value, str) else value
 
 
 def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str, Any]:

@@ -273,3 +273,18 @@ def workflow_tools(folder: str | os.PathLike) -> list[WorkflowTool]:
 
 
 __all__ = ["WorkflowTool", "workflow_tools", "BUILTIN_WORKFLOWS_DIR"]
+
+
+def workflow_file(name_or_path: str | os.PathLike, registry: Registry | None = None) -> Path:
+    """The file of a workflow given by its path, or by the name of a built-in or user workflow
+    (`describe_video`, `dub`) when no file of that name is here: `cadenza workflow run describe_video`."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix.lower() in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    registry = registry or default_registry()
+    tool = registry.get(str(name_or_path)) if str(name_or_path) in registry else None
+    if isinstance(tool, WorkflowTool):
+        return tool.path
+    known = ", ".join(sorted(t.name for t in registry if isinstance(t, WorkflowTool)))
+    raise WorkflowError(f"workflow file not found: {path} (nor is it a workflow's name; the workflows here: "
+                        f"{known or 'none'})")

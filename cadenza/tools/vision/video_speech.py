@@ -92,6 +92,13 @@ def pieces(video: Video, folder: Path, check) -> Iterator[tuple[Path, float]]:
         yield write(x, start)
 
 
+def voiced(s: Segment) -> tuple[float, float]:
+    """A segment's span from its first word's start to its last word's end (its own bounds without words)."""
+    if s.words:
+        return min(w.start for w in s.words), max(max(w.end for w in s.words), min(w.start for w in s.words))
+    return s.start, s.end
+
+
 def transcribe_video(video: Video, ctx: ToolContext, language: str | None) -> Transcript:
     """The speech of `video`'s sound track, a piece at a time (see the module docstring). Raises
     BackendUnavailableError when no speech recogniser is installed, before any decoding."""
@@ -104,14 +111,16 @@ def transcribe_video(video: Video, ctx: ToolContext, language: str | None) -> Tr
     found = None
     try:
         for path, start in pieces(video, folder, ctx.check_cancelled):
-            got = transcribe.fn(media=Audio.from_path(path), ctx=sub, language=language)
+            # word times: a segment's own bounds run up to a second or two past the voice, and the pauses
+            # between them are where audio description speaks
+            got = transcribe.fn(media=Audio.from_path(path), ctx=sub, language=language, word_timestamps=True)
             path.unlink(missing_ok=True)
             trim_heap()  # the recogniser's buffers of the piece, handed back
             if got.segments:
                 found = found or got.language
                 language = language or got.language  # the later pieces in the language found
-            segments += [Segment(start=round(s.start + start, 3), end=round(s.end + start, 3), text=s.text)
-                         for s in got.segments]
+            segments += [Segment(start=round(a + start, 3), end=round(b + start, 3), text=s.text)
+                         for s in got.segments for a, b in [voiced(s)]]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if not segments:
