@@ -200,6 +200,18 @@ def test_runs_overlap_queue_is_bounded_and_cancel_works(env):
         assert c.post(f"/runs/{a}/resume").status_code == 409
 
 
+def test_stopping_the_server_interrupts_a_run_and_keeps_it(env):
+    data = env / "stop-data"
+    with TestClient(create_app(data, registry=REGISTRY)) as c:
+        sound = upload(c, env / "a.wav").json()["id"]
+        rid = c.post("/runs", json={"workflow_yaml": gated_workflow(env / "gate-never"), "inputs": {"sound": sound}}).json()["id"]
+        wait_for(lambda: any(e["kind"] == "step_started" and e["step"] == "wait" for e in events_of_now(c, rid)))
+    assert json.loads((data / "runs" / rid / "state.json").read_text())["status"] == "interrupted"
+    with TestClient(create_app(data, registry=REGISTRY)) as c:
+        assert c.get(f"/runs/{rid}").json()["status"] == "interrupted"
+        assert events_of(c, rid)[-1]["status"] == "interrupted"
+
+
 def events_of_now(c, run_id: str) -> list[dict]:
     """The events so far of a run that is still going (read straight from the server's log)."""
     return c.app.state.store.events(run_id).since(0)[0]

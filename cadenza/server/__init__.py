@@ -28,7 +28,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data: str = "cadenza-data",
     token = token or os.environ.get("CADENZA_TOKEN") or None
     check_binding(host, token)
     app = create_app(data, token=token, **app_options)
-    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("CADENZA_SERVE_LOG", "info"))
+    # an open event stream must not hold a stopping server: after 5 s it is closed, and the runs
+    # still going are stopped and marked interrupted (resumable)
+    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("CADENZA_SERVE_LOG", "info"),
+                timeout_graceful_shutdown=5)
 
 
 __all__ = ["serve"]

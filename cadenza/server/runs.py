@@ -34,6 +34,7 @@ from ..engine.validate import check_plan
 from ..engine.workflow import media_inputs, parse_input_value, parse_workflow, prepare_workflow
 from ..engine.workflow_tool import WorkflowTool
 from ..errors import CadenzaError, CancelledError, InputError, one_line
+from ..llm.chat import get_chat_model
 from ..media import to_jsonable
 from ..tools.registry import Registry
 from ..tools.types import is_media_tag
@@ -293,8 +294,11 @@ class RunStore:
             values = {n: p for n, p in files.items() if n in plan.inputs}
             ws = Workspace.for_run(self.out_dir(run), files)
             return self._executor_run(plan, values, ws, on_event, cancel, record={"agent": record["agent"]})
-        if self._examples is None:
-            self._examples = ExamplePool.builtin()
+        with self._lock:  # one chat model for every run: its own lock keeps two runs from decoding at once
+            if self._examples is None:
+                self._examples = ExamplePool.builtin()
+            if self.llm is None or isinstance(self.llm, str):
+                self.llm = get_chat_model(self.llm)
         agent = Agent(llm=self.llm, tools=self.registry, examples=self._examples, out_dir=self.out_dir(run),
                       cache=self.cache, on_event=on_event)
         try:
