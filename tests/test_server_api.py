@@ -158,7 +158,7 @@ def test_form_values_are_read_by_their_declared_type(client, env):
 def test_a_request_is_planned_by_the_agent_and_run(env):
     plan = {"steps": [{"id": "s1", "tool": "mix_audio",
                        "args": {"tracks": ["$voice", "$music"], "gains_db": [0, -6], "duck_under": 0}}]}
-    with ScriptedChatModel([plan]) as llm, \
+    with ScriptedChatModel([plan, plan]) as llm, \
             TestClient(create_app(env / "agent-data", registry=REGISTRY, llm=llm)) as c:
         ids = {n: upload(c, env / f).json()["id"] for n, f in (("voice", "a.wav"), ("music", "b.wav"))}
         r = c.post("/runs", json={"request": "put the music under my voice", "files": ids})
@@ -168,6 +168,20 @@ def test_a_request_is_planned_by_the_agent_and_run(env):
         assert c.get(run["outputs"]["s1"]["url"]).content[:4] == b"RIFF"
         record = c.get(f"/runs/{run['id']}/run.json").json()
         assert record["agent"]["request"] == "put the music under my voice"
+        with open(env / "a.wav", "rb") as voice, open(env / "b.wav", "rb") as music:  # the files in the request itself
+            r = c.post("/runs", data={"request": "put the music under my voice"},
+                       files={"voice": ("v.wav", voice), "music": ("m.wav", music)})
+        assert r.status_code == 202, r.text
+        assert wait_done(c, r.json()["id"])["status"] == "succeeded"
+        assert r.json()["inputs"] == {"voice": {"file": "voice.wav"}, "music": {"file": "music.wav"}}
+
+
+def test_an_internal_error_is_one_line_of_json_and_the_server_goes_on(client, monkeypatch):
+    monkeypatch.setattr(client.app.state.store, "list", lambda: 1 / 0)
+    r = client.get("/runs")
+    assert r.status_code == 500 and r.json() == {"error": "internal error: ZeroDivisionError: division by zero"}
+    monkeypatch.undo()
+    assert client.get("/runs").status_code == 200
 
 
 # -- the queue, concurrency, cancel ----------------------------------------------------------------

@@ -388,6 +388,10 @@ def _error_handlers(app: FastAPI) -> None:
             return answer(405, f"{request.method} is not allowed on {request.url.path[:100]}")
         return answer(e.status_code, str(e.detail), getattr(e, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def internal_error(request, e: Exception):  # a bug: one line, and the server goes on
+        return answer(500, f"internal error: {type(e).__name__}: {one_line(e)}")
+
     @app.exception_handler(ClientDisconnect)
     async def gone(request, e: ClientDisconnect):  # no one is left to read it; the upload was removed
         return answer(400, "the client disconnected before the request was read")
