@@ -27,8 +27,14 @@ def wait_for_gate(audio: Audio, gate: str, ctx: ToolContext) -> Audio:
     return audio
 
 
+@tool
+def twice(audio: Audio) -> list[Audio]:
+    """The same sound twice, as a list of two files (an output that is a list)."""
+    return [audio, audio]
+
+
 def registry() -> Registry:
-    return Registry(builtin_tools() + [wait_for_gate])
+    return Registry(builtin_tools() + [wait_for_gate, twice])
 
 
 def gated_workflow(gate: Path) -> str:

@@ -146,6 +146,19 @@ def test_multipart_run_with_an_uploaded_workflow_file(client, env):
     assert not (env.parent / "escape.wav").exists() and not list(env.parent.parent.glob("escape.wav"))
 
 
+def test_an_output_that_is_a_list_of_files(client, env):
+    sound = upload(client, env / "a.wav").json()["id"]
+    wf = "inputs: {s: {type: audio}}\nsteps:\n  - {id: two, tool: twice, args: {audio: $s}}\noutputs: {copies: $two}\n"
+    run = wait_done(client, client.post("/runs", json={"workflow_yaml": wf, "inputs": {"s": sound}}).json()["id"])
+    copies = run["outputs"]["copies"]
+    assert run["status"] == "succeeded" and [c["url"][-8:] for c in copies] == ["?index=0", "?index=1"]
+    assert all(client.get(c["url"]).content[:4] == b"RIFF" for c in copies)
+    for query in ("", "?index=2", "?index=-1"):
+        r = client.get(f"/runs/{run['id']}/outputs/copies{query}")
+        assert r.status_code == 404 and "is a list of 2 files: add ?index=0..1" in r.json()["error"]
+    assert client.get(f"/runs/{run['id']}/outputs/copies?index=x").status_code == 422
+
+
 def test_form_values_are_read_by_their_declared_type(client, env):
     music = upload(client, env / "b.wav").json()["id"]
     with open(env / "a.wav", "rb") as f:
@@ -239,6 +252,8 @@ def test_uploads_are_judged_by_content_and_size(env):
         text.write_text("these are not sound samples\n" * 20)
         r = upload(c, text, "notes.wav", "audio/wav")
         assert r.status_code == 415 and "not an audio, video or image file" in r.json()["error"]
+        absolute = env / "planted.wav"  # a client's file name is a label, never a path
+        assert upload(c, env / "a.wav", str(absolute)).status_code == 201 and not absolute.exists()
         png = upload(c, EXAMPLES / "media" / "photo.png", "photo.wav", "audio/wav")
         assert png.status_code == 201 and png.json()["kind"] == "image"
         assert list((data / "uploads" / png.json()["id"]).glob("file.*"))[0].suffix == ".png"
@@ -250,7 +265,7 @@ def test_uploads_are_judged_by_content_and_size(env):
             r = c.post("/runs", data={"workflow": "narrate"}, files={"speech": ("s.wav", f)})
         assert r.status_code == 413
         assert not list((data / "tmp").glob("*")), "a refused upload left a file behind"
-        assert len(list((data / "uploads").iterdir())) == 1
+        assert len(list((data / "uploads").iterdir())) == 2
         assert c.post("/uploads", files={"other": ("x", b"123")}).status_code == 400
         assert c.post("/uploads", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}).status_code == 400
         assert c.post("/uploads", content=b"raw", headers={"content-type": "audio/wav"}).status_code == 415

@@ -97,7 +97,8 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
     @app.get("/tools", summary="every tool with its JSON Schema")
     def list_tools():
         return {"tools": [{"name": t.name, "description": t.description, "signature": t.signature_line(),
-                           "input_schema": t.input_schema(), "outputs": t.outputs} for t in registry]}
+                           "input_schema": t.input_schema(), "outputs": t.outputs, "output_schema": t.output_schema()}
+                          for t in registry]}
 
     @app.get("/tools/{name}", summary="one tool: inputs, outputs, backends and whether they can run here")
     def show_tool(name: str):
