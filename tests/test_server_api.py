@@ -5,7 +5,6 @@ process on a free loopback port (tests/test_server_live.py)."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 

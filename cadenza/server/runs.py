@@ -39,7 +39,7 @@ from ..media import to_jsonable
 from ..tools.registry import Registry
 from ..tools.types import is_media_tag
 from ..workspace import Workspace
-from .events import FINAL, EventLog
+from .events import EventLog
 from .security import ApiError, checked_id, checked_name, new_id
 from .uploads import UploadStore
 
@@ -363,4 +363,4 @@ class RunStore:
             w.join(max(0.0, deadline - time.monotonic()))
 
 
-__all__ = ["Run", "RunStore", "FINAL"]
+__all__ = ["Run", "RunStore"]

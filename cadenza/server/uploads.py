@@ -4,7 +4,7 @@ The body is parsed as it arrives (python-multipart's streaming parser), so a fil
 limit is refused (413) after at most the limit is written, nothing lands outside the data folder
 (no temporary files elsewhere), and a client that goes away mid-upload leaves nothing behind.
 A stored file is named by a fresh id and the suffix its *content* calls for (sniffed with
-`media.sniff_media`): what a client calls it is kept as a label only.
+`media.sniff_media`): what a client calls it is not kept.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from ..errors import MediaError
+from ..errors import MediaError, one_line
 from ..media import hash_file, sniff_media
 from .security import ApiError, checked_id, new_id
 
@@ -125,26 +125,26 @@ async def read_form(request: Request, tmp_dir: Path, max_bytes: int) -> Form:
 
 
 class UploadStore:
-    """data/uploads/<id>/ holds `file<suffix>` and `meta.json` (kind, size, sha256, the client's label)."""
+    """data/uploads/<id>/ holds `file<suffix>` and `meta.json` (kind, size, sha256); the name the client gave is not kept."""
 
     def __init__(self, root: Path):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
 
-    def add(self, tmp: Path, label: str = "") -> dict[str, Any]:
+    def add(self, tmp: Path) -> dict[str, Any]:
         """Keep a received file if its content is audio, video or an image (else 415, and it is removed)."""
         try:
             try:
                 kind, suffix = sniff_media(tmp)
             except MediaError as e:
-                raise ApiError(415, f"upload {label or 'file'}: {str(e).removeprefix('the uploaded file ')}") from None
+                raise ApiError(415, one_line(e)) from None
             upload_id = new_id()
             folder = self.root / upload_id
             folder.mkdir()
             target = folder / f"file{suffix}"
             os.replace(tmp, target)
             meta = {"id": upload_id, "kind": kind, "bytes": target.stat().st_size,
-                    "sha256": hash_file(target), "label": label[:200]}
+                    "sha256": hash_file(target)}
             (folder / "meta.json").write_text(json.dumps(meta))
             return meta
         finally:
