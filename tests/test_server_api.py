@@ -142,6 +142,7 @@ def test_multipart_run_with_an_uploaded_workflow_file(client, env):
     assert run["status"] == "succeeded" and client.get(run["outputs"]["result"]["url"]).content[:4] == b"RIFF"
     folder = env / "data" / "runs" / run["id"]
     assert (folder / "workflow" / "workflow.yaml").exists() and [p.name for p in (folder / "inputs").iterdir()] == ["sound.wav"]
+    assert not list((env / "data" / "tmp").iterdir())  # the received parts were moved or removed
     assert not (env.parent / "escape.wav").exists() and not list(env.parent.parent.glob("escape.wav"))
 
 
@@ -294,7 +295,20 @@ def test_bad_run_submissions_are_refused_in_one_line(client, env):
         r = client.post("/runs", **kw)
         assert r.status_code == status and words in r.json()["error"], (kw, r.status_code, r.text)
         assert "\n" not in r.json()["error"]
+    forms = [  # the same through multipart forms
+        (422, dict(files={"workflow_file": ("w.yaml", b"steps:\n  - {id: a, tool: mix_sound}\n")}), "mix_sound"),
+        (415, dict(files={"workflow_file": ("w.yaml", b"\xff\xfe\x00binary")}), "not UTF-8"),
+        (422, dict(data={"workflow": "narrate"}, files={"../speech": ("s.wav", (env / "a.wav").read_bytes())}),
+         "input '../speech' is not a name"),
+        (400, dict(files=[("workflow", (None, "narrate")), ("inputs", (None, "{not json"))]), "field 'inputs': malformed JSON"),
+        (415, dict(data={"workflow": "narrate"}), "not application/x-www-form-urlencoded"),
+        (415, dict(data={"workflow": "narrate"}, files={"speech": ("s.wav", b"RIFF but not really")}), "not an audio"),
+    ]
+    for status, kw, words in forms:
+        r = client.post("/runs", **kw)
+        assert r.status_code == status and words in r.json()["error"], (kw, r.status_code, r.text)
     assert set((env / "data" / "runs").iterdir()) == before, "a refused submission left a run folder"
+    assert not list((env / "data" / "tmp").iterdir()), "a refused form left a file behind"
     assert client.get("/tools").status_code == 200  # and the server keeps serving
 
 

@@ -186,15 +186,13 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
                     raise ApiError(422, "field 'inputs': expected a JSON object")
             text = {k: v if len(v) > 1 else v[0] for k, v in form.fields.items() if k not in _RESERVED_FIELDS}
             inputs.update(text)
-            if "workflow_file" in form.files:
-                doc["workflow_yaml"] = _read_text_file(form.files.pop("workflow_file")[-1])
+            if "workflow_file" in form.files:  # read here, removed with the rest below
+                doc["workflow_yaml"] = _read_text_file(form.files["workflow_file"][-1])
             ids: dict[str, Any] = {}
-            for name, paths in list(form.files.items()):
-                metas = []
-                for p in paths:
-                    metas.append(await asyncio.to_thread(store.uploads.add, p))
-                ids[name] = [m["id"] for m in metas] if len(metas) > 1 else metas[0]["id"]
-                del form.files[name]
+            for name, paths in form.files.items():
+                if name != "workflow_file":
+                    metas = [await asyncio.to_thread(store.uploads.add, p) for p in paths]  # each moved or removed
+                    ids[name] = [m["id"] for m in metas] if len(metas) > 1 else metas[0]["id"]
             if "request" in doc:
                 if text:
                     raise ApiError(422, f"field '{next(iter(text))}': a request takes files, not values")
