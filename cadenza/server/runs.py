@@ -12,6 +12,9 @@ thread runs one run at a time with its own `Executor`, so the steps of different
 concurrently; models are shared through the process's one runtime and its GPU budget.
 On start, a run that was queued or running when the server stopped is marked `interrupted`;
 resuming runs it again in the same folder, and the steps that finished come from the step cache.
+`rerun` is a new run of a workflow run with some values changed (a dubbing review's edited lines),
+its files linked from the old run's folder. A run's event log also holds `planning` (a request
+goes to the LLM) and `plan` (the steps, once validated), so a page shows the plan before it runs.
 """
 
 from __future__ import annotations
@@ -240,6 +243,40 @@ class RunStore:
             self._queue_run(run)
         return run
 
+    def rerun(self, run_id: str, changes: dict[str, Any]) -> Run:
+        """A new run of a workflow run's workflow with the same inputs, `changes` (values, not files)
+        replacing some: a dubbing review's edited lines. Unchanged steps come from the step cache."""
+        old = self.get(run_id)
+        if old.kind != "workflow":
+            raise ApiError(422, f"run '{old.id}' is a request; only a workflow run runs again with changes")
+        yaml_text = None
+        if old.workflow is None:
+            yaml_text = (self.folder(old) / "workflow" / "workflow.yaml").read_text(encoding="utf-8")
+        run = Run(new_id(), "workflow", time.time(), workflow=old.workflow)
+
+        def prepare(folder: Path) -> None:
+            if yaml_text is not None:
+                (folder / "workflow").mkdir()
+                (folder / "workflow" / "workflow.yaml").write_text(yaml_text, encoding="utf-8")
+            plan = self._plan(run)
+            (folder / "inputs").mkdir()
+            for name in changes:
+                spec = plan.inputs.get(checked_name(name, "input"))
+                if spec is None or is_media_tag(spec.type):
+                    raise ApiError(422, f"input '{name}': only a value the workflow takes may change, not a file")
+            for name, value in old.inputs.items():
+                if name in changes:
+                    continue
+                for ref in value if isinstance(value, list) else [value]:
+                    if isinstance(ref, dict) and set(ref) == {"file"}:  # the same file, linked where it can be
+                        _link_or_copy(self.folder(old) / "inputs" / Path(ref["file"]).name,
+                                      folder / "inputs" / Path(ref["file"]).name)
+                run.inputs[name] = value
+            run.inputs.update(changes)
+            values = self._input_values(run)
+            resolve_inputs(plan, values, self._workspace(run, plan, values))
+        return self._admit(run, prepare)
+
     # -- running -----------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
@@ -261,6 +298,10 @@ class RunStore:
             kind = {"run_started": "execution_started", "run_finished": "execution_finished"}.get(e.kind, e.kind)
             log.add(kind, step=e.step_id, tool=e.tool, status=e.status, error=e.error, total=e.total or None,
                     seconds=round(e.seconds, 4) if e.seconds is not None else None)
+            if e.kind == "run_started":  # run.json holds the plan by now: a page shows it before any step ends
+                steps = (self._previous_record(run).get("plan") or {}).get("steps")
+                if steps:
+                    log.add("plan", steps=[{k: s.get(k) for k in ("id", "tool", "args")} for s in steps])
 
         try:
             result = self._run_workflow(run, on_event, cancel) if run.kind == "workflow" \
@@ -294,6 +335,7 @@ class RunStore:
             values = {n: p for n, p in files.items() if n in plan.inputs}
             ws = Workspace.for_run(self.out_dir(run), files)
             return self._executor_run(plan, values, ws, on_event, cancel, record={"agent": record["agent"]})
+        self._logs[run.id].add("planning")
         with self._lock:  # one chat model for every run: its own lock keeps two runs from decoding at once
             if self._examples is None:
                 self._examples = ExamplePool.builtin()
@@ -361,6 +403,13 @@ class RunStore:
         deadline = time.monotonic() + timeout
         for w in self._workers:
             w.join(max(0.0, deadline - time.monotonic()))
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        dst.hardlink_to(src)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 __all__ = ["Run", "RunStore"]
