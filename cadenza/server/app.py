@@ -2,8 +2,10 @@
 
 Every error is JSON, `{"error": "one line naming what is at fault"}`, with its status: 400 a
 malformed body, 401 no or a wrong token, 404 an unknown run, upload or output, 409 a run that
-cannot be cancelled or resumed now, 413 too large, 415 not a media file, 422 a request that
-does not validate (a workflow, an input, a plan), 429 a full queue (with Retry-After).
+cannot be cancelled or resumed now, 413 too large, 415 not a media file, 416 a byte range past a
+file's end, 422 a request that does not validate (a workflow, an input, a plan), 429 a full queue
+(with Retry-After).
+The web page (web.py) is served at `/` on these same routes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import mimetypes
 import os
+import re
 from collections.abc import AsyncIterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,6 +39,7 @@ from .events import EventLog
 from .runs import RunStore
 from .security import ApiError, TokenGuard
 from .uploads import MAX_FIELD_BYTES, read_form
+from .web import add_web
 
 DEFAULT_MAX_UPLOAD_BYTES = 200 << 20
 SSE_POLL_S = 0.1
@@ -52,6 +56,13 @@ class RunBody(BaseModel):
     files: dict[str, str] = {}
     workflow: str | None = None
     workflow_yaml: str | None = None
+    inputs: dict[str, Any] = {}
+
+
+class RerunBody(BaseModel):
+    """The values that change in a run again (a dubbing review's `edits`); its files stay as they were."""
+
+    model_config = ConfigDict(extra="forbid")
     inputs: dict[str, Any] = {}
 
 
@@ -92,13 +103,19 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
     if token:
         app.add_middleware(TokenGuard, token=token)
     _error_handlers(app)
+    add_web(app, token)
 
     # -- tools and validation ------------------------------------------------------------------
-    @app.get("/tools", summary="every tool with its JSON Schema")
-    def list_tools():
-        return {"tools": [{"name": t.name, "description": t.description, "signature": t.signature_line(),
-                           "input_schema": t.input_schema(), "outputs": t.outputs, "output_schema": t.output_schema()}
-                          for t in registry]}
+    @app.get("/tools", summary="every tool with its JSON Schema (?backends=true: and whether each backend can run here)")
+    def list_tools(backends: bool = False):
+        def doc(t) -> dict[str, Any]:
+            d = {"name": t.name, "description": t.description, "signature": t.signature_line(),
+                 "input_schema": t.input_schema(), "outputs": t.outputs, "output_schema": t.output_schema()}
+            if backends:  # what `cadenza doctor` says; asked for alone, as it probes every backend
+                d["backends"] = [{"name": b.name, "device": b.device, "available": (why := b.unavailable_reason()) is None,
+                                  "why_not": why} for b in t.backends]
+            return d
+        return {"tools": [doc(t) for t in registry]}
 
     @app.get("/tools/{name}", summary="one tool: inputs, outputs, backends and whether they can run here")
     def show_tool(name: str):
@@ -230,7 +247,7 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
         return _run_doc(store.resume(run_id))
 
     @app.get("/runs/{run_id}/outputs/{name}", summary="download one output (?index=N for one of a list)")
-    def download(run_id: str, name: str, index: int | None = None):
+    def download(request: Request, run_id: str, name: str, index: int | None = None):
         run = store.get(run_id)
         if name not in run.outputs:
             have = ", ".join(run.outputs) or "none yet"
@@ -243,16 +260,25 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
         if not _is_file(value):
             return {"name": name, "value": value}
         file_name = Path(value["path"]).name  # only a name: the file is looked for in the run's outputs alone
-        fd = _open_own(store.out_dir(run) / file_name, f"output '{name}' of run '{run.id}' is no longer there")
-        size = os.fstat(fd).st_size
+        return _file_response(request, store.out_dir(run) / file_name,
+                              f"output '{name}' of run '{run.id}' is no longer there")
 
-        def chunks():
-            with os.fdopen(fd, "rb") as f:
-                while block := f.read(1 << 16):
-                    yield block
-        return StreamingResponse(chunks(), media_type=mimetypes.guess_type(file_name)[0] or "application/octet-stream",
-                                 headers={"Content-Length": str(size),
-                                          "Content-Disposition": f'attachment; filename="{file_name}"'})
+    @app.get("/runs/{run_id}/inputs/{name}", summary="a run's own copy of an input file (?index=N in a list)")
+    def input_file(request: Request, run_id: str, name: str, index: int | None = None):
+        run = store.get(run_id)
+        value = run.inputs.get(name)
+        if isinstance(value, list):
+            value = value[index] if index is not None and 0 <= index < len(value) else None
+        if not (isinstance(value, dict) and set(value) == {"file"}):
+            raise ApiError(404, f"run '{run.id}' has no input file '{name[:60]}'" + ("" if index is None else f" [{index}]"))
+        return _file_response(request, store.folder(run) / "inputs" / Path(value["file"]).name,
+                              f"input '{name}' of run '{run.id}' is no longer there")
+
+    @app.post("/runs/{run_id}/rerun", status_code=202,
+              summary="run a workflow run's workflow again with the same files, some values changed ({\"inputs\": {...}})")
+    async def rerun(request: Request, run_id: str):
+        body = await _json_body(request, RerunBody)
+        return _run_doc(await asyncio.to_thread(store.rerun, run_id, body.inputs))
 
     def run_log(run_id: str) -> EventLog:
         return store.events(run_id)
@@ -304,6 +330,37 @@ def _open_own(path: Path, missing: str) -> int:
         return open_nofollow(path, path.name)
     except (MediaError, OSError):
         raise ApiError(404, missing) from None
+
+
+def _file_response(request: Request, path: Path, missing: str) -> Response:
+    """The file, whole or the one byte range asked for (players seek with Range requests)."""
+    fd = _open_own(path, missing)
+    size = os.fstat(fd).st_size
+    start, end, status = 0, size - 1, 200
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("range", "").strip())
+    if match and size and (match[1] or match[2]):
+        if match[1]:
+            start, end = int(match[1]), min(int(match[2]) if match[2] else size - 1, size - 1)
+        else:  # the last N bytes
+            start = max(0, size - int(match[2]))
+        if start > end:
+            os.close(fd)
+            raise ApiError(416, f"range {match[0]} is outside the file's {size} bytes", {"Content-Range": f"bytes */{size}"})
+        status = 206
+
+    def chunks():
+        with os.fdopen(fd, "rb") as f:
+            f.seek(start)
+            left = end - start + 1
+            while left > 0 and (block := f.read(min(1 << 16, left))):
+                left -= len(block)
+                yield block
+    headers = {"Content-Length": str(end - start + 1), "Accept-Ranges": "bytes",
+               "Content-Disposition": f'attachment; filename="{path.name}"'}
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(chunks(), status_code=status, headers=headers,
+                             media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
 def _read_own_file(path: Path, missing: str) -> bytes:

@@ -1,7 +1,8 @@
 """What a request may do and name: the token, ids and names, and the one HTTP error.
 
 - Bound to loopback, the server needs no token; bound anywhere else it refuses to start without
-  one, and then every request (the OpenAPI page too) must carry `Authorization: Bearer TOKEN`.
+  one, and then every request (the OpenAPI page too) must carry `Authorization: Bearer TOKEN`,
+  or the web page's cookie that `/login` sets once the token is typed in (web.py).
 - Nothing a client sends becomes a path: runs and uploads are named by ids the server made
   (checked against ID_PATTERN before any lookup), and a run's files by output names that
   its own record holds.
@@ -69,19 +70,45 @@ def check_binding(host: str, token: str | None) -> None:
         raise InputError(f"serving on {host} (not this machine alone) needs a token: --token or CADENZA_TOKEN")
 
 
+COOKIE = "cadenza_session"
+LOGIN_PATH = "/login"
+
+
+def session_value(token: str) -> str:
+    """The web page's cookie: derived from the token, so the cookie never holds the token itself."""
+    return hmac.new(token.encode(), b"cadenza web session", "sha256").hexdigest()
+
+
+def _cookie(headers: dict[bytes, bytes], name: str) -> bytes:
+    for part in headers.get(b"cookie", b"").split(b";"):
+        key, _, value = part.strip().partition(b"=")
+        if key == name.encode():
+            return value
+    return b""
+
+
 class TokenGuard:
-    """ASGI middleware: every HTTP request must carry the bearer token, compared in constant time."""
+    """ASGI middleware: every HTTP request must carry the bearer token, compared in constant time,
+    or the cookie the login form sets (a browser's EventSource and media players cannot send a
+    header; the cookie is HttpOnly and SameSite=Strict, so another site's page cannot use it).
+    The login form alone is open; a browser that opens the page without either is sent to it."""
 
     def __init__(self, app, token: str):
         self.app = app
         self.expected = f"Bearer {token}".encode()
+        self.session = session_value(token).encode()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] == LOGIN_PATH:
             return await self.app(scope, receive, send)
-        given = dict(scope.get("headers") or []).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected) or hmac.compare_digest(_cookie(headers, COOKIE), self.session):
             return await self.app(scope, receive, send)
+        if scope["path"] == "/" and scope["method"] == "GET" and not given:  # a person: the login form
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", LOGIN_PATH.encode()), (b"content-length", b"0")]})
+            return await send({"type": "http.response.body", "body": b""})
         message = "missing token: send 'Authorization: Bearer TOKEN'" if not given else "wrong token"
         body = json.dumps({"error": message}).encode()
         await send({"type": "http.response.start", "status": 401,
