@@ -192,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--llm", default=None, help="the LLM that plans requests (as for 'cadenza run')")
     s.set_defaults(func=cmd_serve)
 
+    m = sub.add_parser("mcp", help="serve every tool, plus 'plan' and 'run', over the Model Context Protocol "
+                                   "(stdio; needs the 'mcp' extra)")
+    m.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    m.add_argument("--host", default="127.0.0.1", help="with --http: address to bind (any but loopback needs a token)")
+    m.add_argument("--port", type=int, default=8765, help="with --http: the port (default 8765)")
+    m.add_argument("--token", default=None, help="with --http: require 'Authorization: Bearer TOKEN' (or CADENZA_TOKEN)")
+    m.add_argument("--root", action="append", default=[], metavar="DIR",
+                   help="a folder whose files calls may read, besides the working folder (repeat)")
+    m.add_argument("--out", default="cadenza-mcp", help="output folder, one sub-folder per call (default ./cadenza-mcp)")
+    m.add_argument("--no-cache", action="store_true", help="do not reuse or store step results")
+    m.add_argument("--llm", default=None, help="the LLM that plans requests (as for 'cadenza run')")
+    m.set_defaults(func=cmd_mcp)
+
     d = sub.add_parser("doctor", help="what can run here, and why not")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_doctor)
@@ -587,6 +600,18 @@ def cmd_serve(args) -> int:
         raise InputError("--max-upload-mb, --workers and --queue must be positive")
     serve(args.host, args.port, args.data, token=args.token, llm=args.llm, max_upload_bytes=int(args.max_upload_mb * 2**20),
           workers=args.workers, max_queued=args.queue, cache=not args.no_cache, cors_origins=args.cors)
+    return 0
+
+
+def cmd_mcp(args) -> int:
+    try:
+        from .server.mcp_server import serve_mcp
+    except ImportError as e:
+        raise InputError(f"'cadenza mcp' needs the 'mcp' extra: pip install 'cadenza[mcp]' ({e.name} is missing)") from None
+    from .tools.registry import default_registry
+
+    serve_mcp(default_registry(), http=args.http, host=args.host, port=args.port, token=args.token, roots=args.root,
+              out_dir=args.out, llm=args.llm, cache=not args.no_cache)
     return 0
 
 
