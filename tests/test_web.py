@@ -108,6 +108,7 @@ def test_chat_plans_runs_and_plays_every_output(site, page, tmp_path):
         assert row.locator(".time").inner_text().endswith(" s")  # its time, from the event stream
         assert "$clip" in row.locator(".args").inner_text()  # the plan was shown
     assert "files: clip (video)" in page.locator(".msg.user").inner_text()
+    assert page.locator(".run .answer").inner_text() == "Done in 2 steps."
 
     audio = page.locator(".output[data-output=sound] audio")
     page.wait_for_function("document.querySelector('.output audio').readyState >= 1")  # the player read it
@@ -270,3 +271,6 @@ def test_media_ranges_run_inputs_reruns_and_the_plan_event(tmp_path, monkeypatch
         plan = next(e for e in events if e["kind"] == "plan")
         assert plan["steps"] == PLAN["steps"]
         assert c.post(f"/runs/{req['id']}/rerun", json={}).status_code == 422  # a request is not re-run with changes
+        done = c.get(f"/runs/{req['id']}").json()
+        assert f"- sound: {done['outputs']['sound']['name']} " in done["answer"]  # an output's name, not a path
+        assert str(tmp_path) not in done["answer"]

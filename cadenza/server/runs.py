@@ -20,6 +20,7 @@ goes to the LLM) and `plan` (the steps, once validated), so a page shows the pla
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import threading
@@ -347,7 +348,7 @@ class RunStore:
             result = agent.run(run.request, files, cancel=cancel)
         finally:
             agent.executor.close()
-        run.answer = result.answer
+        run.answer = result.answer.replace(f"{self.out_dir(run)}{os.sep}", "")  # output names, not the server's paths
         return result.run
 
     def _executor_run(self, plan, values, ws, on_event, cancel, record=None) -> RunResult:

@@ -103,7 +103,9 @@ function runCard(runId) {
       status.textContent = e.status + (e.seconds !== undefined ? ` in ${seconds(e.seconds)}` : "");
       try {
         const run = await api(`/runs/${runId}`);
-        answer.textContent = run.error ? `Error: ${run.error}` : (run.answer || "");
+        // the answer's "- name: file" lines are the outputs, shown below as players
+        const said = (run.answer || "").split("\n").filter((l) => !l.startsWith("- ")).join(" ");
+        answer.textContent = run.error ? `Error: ${run.error}` : said;
         renderOutputs(outputs, run);
       } catch (err) { answer.textContent = err.message; }
       card.dataset.status = e.status;  // set last: a test waits for it, and the outputs are in place
