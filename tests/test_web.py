@@ -29,6 +29,12 @@ CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))
 TIMEOUT_MS = 40_000
 PLAN = {"steps": [{"id": "sound", "tool": "extract_audio", "args": {"video": "$clip", "format": "wav"}},
                   {"id": "still", "tool": "extract_frame", "args": {"video": "$clip", "time": 0.5}}]}
+MIC_PLAN = {"steps": [{"id": "level", "tool": "normalize_audio", "args": {"audio": "$recording_1", "target_lufs": -20}}]}
+
+
+def plan_for(messages) -> str:
+    """The scripted planner: the microphone's plan when the request has a recording, else PLAN."""
+    return json.dumps(MIC_PLAN if "recording_1" in str(messages[-1].content) else PLAN)
 
 
 class ThreadedServer:
@@ -58,7 +64,7 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CADENZA_CACHE_DIR", str(root / "cache"))
-        planner = ScriptedChatModel([PLAN] * 4)
+        planner = ScriptedChatModel([plan_for] * 6)
         with translation_llm(ScriptedChatModel([translator] * 40)):
             server = ThreadedServer(create_app(root / "data", registry=registry(), llm=planner))
             try:
@@ -72,7 +78,8 @@ def browser():
     if CHROMIUM is None:
         pytest.fail("the browser test needs Debian's chromium: run sh scripts/system-deps", pytrace=False)
     with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--mute-audio"])
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--mute-audio",
+                              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         try:
             yield b
         finally:
@@ -124,6 +131,23 @@ def test_chat_plans_runs_and_plays_every_output(site, page, tmp_path):
     assert shot.read_bytes()[:4] == b"\x89PNG"
     if os.environ.get("CADENZA_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["CADENZA_SCREENSHOT"])
+
+
+def test_a_recording_from_the_microphone_is_attached_and_used(site, page):
+    server, _ = site
+    page.goto(server.url + "/")
+    page.click("#record")  # Chromium's fake microphone: a steady beep
+    page.locator("#record", has_text="Stop").wait_for()
+    page.wait_for_timeout(1200)
+    page.click("#record")
+    page.locator(".chip", has_text="recording_1.webm").wait_for()
+    page.fill("#request", "make my recording louder")
+    page.click("#send")
+    page.locator(".run[data-status=succeeded]").wait_for()
+    assert "files: recording_1 (audio)" in page.locator(".msg.user").inner_text()
+    assert page.locator(".step[data-step=level]").get_attribute("data-status") == "done"
+    page.wait_for_function("document.querySelector('.output[data-output=level] audio').readyState >= 1")
+    assert page.evaluate("document.querySelector('.output[data-output=level] audio').duration") > 0.8  # ~1.2 s
 
 
 def test_workflow_runs_and_tools_pages(site, page, tmp_path):
