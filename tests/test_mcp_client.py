@@ -181,3 +181,24 @@ def test_json_schemas_map_to_cadenza_types():
     bounded = annotation_for({"type": "number", "minimum": 0, "maximum": 1}, "level", {})
     assert get_args(bounded)[0] is float and get_args(bounded)[1].ge == 0 and get_args(bounded)[1].le == 1
     assert annotation_for({"type": "object"}, "o", {}) is dict and annotation_for({}, "o", {}) is Any
+
+
+def test_the_readmes_config_example_is_valid():
+    import re
+    import tomllib
+
+    from cadenza.tools.mcp_client import checked_spec
+
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if "mcp_servers" in b]
+    servers = tomllib.loads(block)["mcp_servers"]
+    assert set(servers) == {"weather", "studio"}
+    for name, spec in servers.items():
+        checked_spec(name, spec)
+
+
+def test_a_server_is_never_started_inside_itself(tmp_path, monkeypatch):
+    """`cadenza mcp` listed in its own config: the process a server started does not start it again."""
+    monkeypatch.setenv("CADENZA_MCP_PARENTS", "fx")
+    reg = loaded(tmp_path, monkeypatch, fixture_table())
+    (err,) = reg.plugin_errors
+    assert err.plugin.startswith("mcp:fx") and "started this process" in err.error

@@ -233,3 +233,23 @@ def test_serving_beyond_this_machine_needs_a_token(tmp):
 
     with pytest.raises(InputError, match="needs a token"):
         serve_mcp(registry(), http=True, host="0.0.0.0", port=free_port(), out_dir=tmp / "out")
+
+
+def test_a_cancelled_call_stops_its_run():
+    """The SDK cancels a request's handler; the run in its worker thread is told through its cancel event."""
+    import threading
+    from types import SimpleNamespace
+
+    from cadenza.server.mcp_server import Progress
+
+    told = threading.Event()
+
+    def work(cancel: threading.Event) -> None:
+        if cancel.wait(10):
+            told.set()
+
+    async def main():
+        with anyio.move_on_after(0.3):
+            await Progress(SimpleNamespace(meta=None, session=None), heartbeat_s=0.1).run(work)
+    anyio.run(main)
+    assert told.wait(5)

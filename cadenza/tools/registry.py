@@ -10,8 +10,9 @@ Each built-in tool family (`cadenza.tools.audio`, `cadenza.tools.speech`, ...) a
 workflows (`cadenza.engine.builtin_workflows`) is such a plugin that ships inside the package
 (listed in BUILTIN_PLUGINS, the way simonw/llm loads its default plugins); installed plugins come
 from the `cadenza.tools` entry-point group, then the user's workflow folders, and last each MCP
-server of the config file (`mcp:NAME`, tools/mcp_client.py). All are loaded the same way. A plugin that fails to import or register (an exception, or `sys.exit()`)
-is recorded in `plugin_errors`, warned about once on stderr, and skipped: it never takes the
+server of the config file (`mcp:NAME`, tools/mcp_client.py). All are loaded the same way. A plugin
+that fails to import or register (an exception, or `sys.exit()`; a server that does not start) is
+recorded in `plugin_errors`, warned about once on stderr, and skipped: it never takes the
 application down. What a plugin prints while it loads goes to stderr, so `--json` output stays
 one JSON object.
 """
