@@ -239,7 +239,7 @@ async function workflowPage(main) {
   const choose = h("select", {id: "workflow"}, h("option", {value: "", text: "— choose a workflow —"}),
     workflows.map((w) => h("option", {value: w.name, text: `${w.name}: ${w.description.split("\n")[0]}`})),
     h("option", {value: "@file", text: "a workflow file of my own…"}));
-  const yamlPicker = h("input", {type: "file", accept: ".yaml,.yml,text/yaml", hidden: true});
+  const yamlPicker = h("input", {type: "file", id: "workflow-file", accept: ".yaml,.yml,text/yaml", hidden: true});
   const fields = h("div", {class: "fields"});
   const runs = h("div");
   let yamlFile = null;
