@@ -64,7 +64,13 @@ def result_doc(result) -> dict:
     return result.structuredContent
 
 
-def test_every_tool_is_served_and_runs_with_progress_and_resource_links(tmp):
+def test_every_tool_is_served_and_runs_with_progress_and_resource_links(tmp, monkeypatch):
+    from cadenza.tools.registry import Registry
+
+    monkeypatch.setenv("CADENZA_CONFIG", server_env(tmp)["CADENZA_CONFIG"])  # the server's own view of the plugins
+    expected = Registry()
+    expected.load_plugins()
+
     async def main():
         notes: list[tuple[float, float | None, str]] = []
 
@@ -73,9 +79,7 @@ def test_every_tool_is_served_and_runs_with_progress_and_resource_links(tmp):
 
         async with stdio_session(tmp, cli=True) as s:
             listed = {t.name: t for t in (await s.list_tools()).tools}
-            from cadenza.tools.registry import default_registry
-
-            assert set(listed) == {t.name for t in default_registry()} | {"plan", "run"}
+            assert set(listed) == set(expected.names()) | {"plan", "run"}
             schema = listed["normalize_audio"].inputSchema
             assert schema["properties"]["audio"]["x-media"] == "audio" and schema["required"] == ["audio"]
             assert schema["properties"]["target_lufs"]["minimum"] == -60  # the tool's own schema, ranges and all
