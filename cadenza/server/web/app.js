@@ -96,6 +96,8 @@ function runCard(runId) {
     step_skipped: (e) => setStep(e, "skipped"),
   };
   for (const [kind, fn] of Object.entries(handlers)) source.addEventListener(kind, (m) => fn(JSON.parse(m.data)));
+  // a dropped connection is retried by the browser (from the last event); a refused one is not
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) status.textContent += " (progress unavailable)"; };
   for (const kind of FINAL) {
     source.addEventListener(kind, async (m) => {
       source.close();
