@@ -320,3 +320,32 @@ def test_media_ranges_run_inputs_reruns_and_the_plan_event(tmp_path, monkeypatch
         done = c.get(f"/runs/{req['id']}").json()
         assert f"- sound: {done['outputs']['sound']['name']} " in done["answer"]  # an output's name, not a path
         assert str(tmp_path) not in done["answer"]
+
+
+def test_a_browser_signs_in_once_and_its_streams_and_players_carry_the_cookie(browser, tmp_path, monkeypatch):
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(tmp_path / "cache"))
+    server = ThreadedServer(create_app(tmp_path / "data", registry=registry(), token="tok-3141"))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(server.url + "/#workflow")
+        assert page.url.split("#")[0] == server.url + "/login"  # no token: the form, not the page
+        page.fill("input[name=token]", "wrong")
+        page.click("button[type=submit]")
+        assert page.locator(".err").inner_text() == "Wrong token."
+        page.fill("input[name=token]", "tok-3141")
+        page.click("button[type=submit]")
+        page.goto(server.url + "/#workflow")
+        page.select_option("#workflow", "narrate")
+        page.set_input_files("input[name=speech]", str(tone(tmp_path / "s.wav", freq=330, seconds=1.0)))
+        page.set_input_files("input[name=music]", str(tone(tmp_path / "m.wav", seconds=1.0)))
+        page.click("#run-workflow")
+        page.locator(".run[data-status=succeeded]").wait_for()  # the event stream came through
+        page.wait_for_function("document.querySelector('.output audio').readyState >= 1")  # and the player's file
+        cookie = next(c for c in context.cookies() if c["name"] == "cadenza_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "tok-3141" not in cookie["value"]
+        assert httpx.get(server.url + "/runs").status_code == 401  # a client without it is still refused
+    finally:
+        context.close()
+        server.stop()
