@@ -257,3 +257,39 @@ def test_a_cancelled_call_stops_its_run():
             await Progress(SimpleNamespace(meta=None, session=None), heartbeat_s=0.1).run(work)
     anyio.run(main)
     assert told.wait(5)
+
+
+def test_a_request_the_client_cancels_stops_its_step(tmp):
+    """notifications/cancelled for a running call: the step is told to stop and run.json says so."""
+    from mcp import types
+
+    gate = tmp / "never-opened"
+
+    async def main():
+        async with stdio_session(tmp) as s:
+            started = anyio.Event()
+
+            async def on_progress(progress, total, message):
+                if "started" in message:
+                    started.set()
+
+            async def call():
+                with pytest.raises(McpError, match="cancelled"):
+                    await s.call_tool("wait_for_gate", {"audio": "voice.wav", "gate": str(gate)},
+                                      progress_callback=on_progress)
+
+            request_id = s._request_id  # the id the call is about to take (the SDK numbers requests in order)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call)
+                with anyio.fail_after(30):
+                    await started.wait()
+                await s.send_notification(types.ClientNotification(types.CancelledNotification(
+                    params=types.CancelledNotificationParams(requestId=request_id, reason="the test"))))
+            deadline = time.monotonic() + 20
+            while True:
+                records = [json.loads(p.read_text()) for p in (tmp / "out").glob("*/run.json")]
+                if records and records[0]["status"] == "cancelled" or time.monotonic() > deadline:
+                    break
+                await anyio.sleep(0.1)
+            assert records and records[0]["status"] == "cancelled", records
+    anyio.run(main)
