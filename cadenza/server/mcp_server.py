@@ -89,7 +89,7 @@ class CadenzaMCP:
         self.llm, self.cache, self.heartbeat_s = llm, cache, heartbeat_s
         self._llm_lock = threading.Lock()
         self._examples: ExamplePool | None = None
-        self.tools = {t.name: t for t in registry if t.name not in EXTRA_TOOLS}
+        self.tools = {t.name: t for t in registry if t.name not in EXTRA_TOOLS}  # a plugin's 'plan' or 'run' is not served
         self.server = Server("cadenza", version=__version__, instructions=(
             "Cadenza's media tools (speech, music, images, video). Give files as paths under: "
             + ", ".join(map(str, self.roots)) + f" (outputs land in {self.out_dir}, and may be passed on by path "
@@ -154,6 +154,8 @@ class CadenzaMCP:
                 raise InputError(f"unknown tool '{name[:60]}'")
         except CadenzaError as e:
             return _error(one_line(e))
+        except Exception as e:  # a bug: one line to the client, the server goes on
+            return _error(f"internal error: {type(e).__name__}: {one_line(e)}")
         return self._answer(result, answer)
 
     def _answer(self, result: RunResult | None, answer: str | None) -> Any:
