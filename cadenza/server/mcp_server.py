@@ -393,7 +393,7 @@ class Progress:
             cause = e
             while getattr(cause, "exceptions", None):
                 cause = cause.exceptions[0]
-            raise cause if isinstance(cause, CadenzaError) else e
+            raise cause if isinstance(cause, Exception) else e  # a cancellation stays as it is
         return outcome["value"]
 
 
