@@ -7,6 +7,7 @@ planner; a server that cannot start, or a bad table, is skipped with a warning."
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -32,9 +33,10 @@ from tests.test_server_live import free_port  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fixture_table(name: str = "fx", extra: str = "") -> str:
+def fixture_table(tmp: Path, name: str = "fx") -> str:
+    """The fixture server started by command; what it writes goes under `tmp` (TMPDIR)."""
     return (f"[mcp_servers.{name}]\ncommand = {str(sys.executable)!r}\nargs = [\"-m\", \"tests.mcp_fixture_server\"]\n"
-            f"cwd = {str(ROOT)!r}\nenv = {{ PYTHONPATH = {str(ROOT)!r} }}\n{extra}")
+            f"cwd = {str(ROOT)!r}\nenv = {{ PYTHONPATH = {str(ROOT)!r}, TMPDIR = {str(tmp)!r} }}\n")
 
 
 def loaded(tmp_path, monkeypatch, config: str, tools=()) -> Registry:
@@ -51,7 +53,7 @@ def fx(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fx")
     mp = pytest.MonkeyPatch()
     try:
-        yield loaded(tmp, mp, fixture_table(), builtin_tools())
+        yield loaded(tmp, mp, fixture_table(tmp), builtin_tools())
     finally:
         mp.undo()
 
@@ -128,7 +130,7 @@ def test_a_server_that_cannot_start_is_skipped_with_a_warning(tmp_path, monkeypa
     config = ('[mcp_servers.gone]\ncommand = "/nonexistent/cadenza-test-server"\n'
               '[mcp_servers.both]\ncommand = "x"\nurl = "http://127.0.0.1:1/mcp"\n'
               '[mcp_servers.quits]\ncommand = ' + repr(sys.executable) + '\nargs = ["-c", "pass"]\nstartup_timeout = 5\n'
-              + fixture_table())
+              + fixture_table(tmp_path))
     with caplog.at_level(logging.WARNING, logger="cadenza"):
         reg = loaded(tmp_path, monkeypatch, config)
     errors = {e.plugin.split(" ")[0]: e.error for e in reg.plugin_errors}
@@ -149,7 +151,8 @@ def test_a_broken_mcp_servers_entry_is_one_plugin_error(tmp_path, monkeypatch):
 
 def test_a_server_over_streamable_http(tmp_path, monkeypatch, workdir):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.mcp_fixture_server", "--http", str(port)], cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.mcp_fixture_server", "--http", str(port)], cwd=ROOT,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -199,6 +202,6 @@ def test_the_readmes_config_example_is_valid():
 def test_a_server_is_never_started_inside_itself(tmp_path, monkeypatch):
     """`cadenza mcp` listed in its own config: the process a server started does not start it again."""
     monkeypatch.setenv("CADENZA_MCP_PARENTS", "fx")
-    reg = loaded(tmp_path, monkeypatch, fixture_table())
+    reg = loaded(tmp_path, monkeypatch, fixture_table(tmp_path))
     (err,) = reg.plugin_errors
     assert err.plugin.startswith("mcp:fx") and "started this process" in err.error

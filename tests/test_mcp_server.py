@@ -131,11 +131,19 @@ def test_plan_and_run_a_request_and_workflows(tmp):
                   "  - {id: quiet, tool: normalize_audio, args: {audio: $sound, target_lufs: -30}}\noutputs:\n  result: $quiet\n")
 
     async def main():
+        notes: list[str] = []
+
+        async def on_progress(progress, total, message):
+            notes.append(message)
+
         async with stdio_session(tmp, "--script", str(tmp / "script.json")) as s:
             planned = result_doc(await s.call_tool("plan", {"request": "make my voice quieter",
-                                                            "files": {"voice": "voice.wav"}}))
+                                                            "files": {"voice": "voice.wav"}}, progress_callback=on_progress))
+            assert notes == ["planning the request"]
             assert planned["plan"]["steps"] == PLAN["steps"]
-            ran = result_doc(await s.call_tool("run", {"request": "make my voice quieter", "files": {"voice": "voice.wav"}}))
+            ran = result_doc(await s.call_tool("run", {"request": "make my voice quieter", "files": {"voice": "voice.wav"}},
+                                               progress_callback=on_progress))
+            assert notes[1:3] == ["planning the request", "1 step to run"]
             assert ran["status"] == "succeeded" and ran["answer"].startswith("Done in 1 step.")
             assert Path(ran["outputs"]["level"]["path"]).read_bytes()[:4] == b"RIFF"
 

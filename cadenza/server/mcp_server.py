@@ -141,12 +141,12 @@ class CadenzaMCP:
             if name in EXTRA_TOOLS:
                 _check_arguments(name, arguments, PLAN_SCHEMA if name == "plan" else RUN_SCHEMA)
             if name == "plan":
-                plan = await progress.run(lambda cancel: self.plan(arguments))
+                plan = await progress.run(lambda cancel: self.plan(arguments, progress.note))
                 doc = {"plan": plan.model_dump(mode="json", exclude_none=True)}
                 return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(doc))],
                                             structuredContent=doc)
             if name == "run":
-                result, answer = await progress.run(lambda cancel: self.run(arguments, progress.on_event, cancel))
+                result, answer = await progress.run(lambda cancel: self.run(arguments, progress, cancel))
             elif name in self.tools:
                 result, answer = await progress.run(
                     lambda cancel: (self.run_tool(self.tools[name], arguments, progress.on_event, cancel), None))
@@ -190,7 +190,7 @@ class CadenzaMCP:
                     outputs={n: f"${step}.{n}" if t.whole_output_tag else f"${step}" for n in t.outputs})
         return self._execute(plan, {}, self.workspace(self.call_folder(t.name)), on_event, cancel)
 
-    def run(self, arguments: dict, on_event, cancel: threading.Event) -> tuple[RunResult | None, str | None]:
+    def run(self, arguments: dict, progress: "Progress", cancel: threading.Event) -> tuple[RunResult | None, str | None]:
         request, workflow = arguments.get("request"), arguments.get("workflow")
         if (request is None) == (workflow is None):
             raise InputError("run: give either 'request' or 'workflow'")
@@ -201,21 +201,24 @@ class CadenzaMCP:
             plan = prepare_workflow(path, self.registry)
             inputs = {n: _uri_to_path(v) for n, v in (arguments.get("inputs") or {}).items()}
             ws = self.workspace(self.call_folder(path.stem), [path.parent])
-            return self._execute(plan, inputs, ws, on_event, cancel), None
+            return self._execute(plan, inputs, ws, progress.on_event, cancel), None
         if arguments.get("inputs"):
             raise InputError("run: a request takes 'files', not 'inputs'")
         ws = self.workspace(self.call_folder("request"))
         files = self.files(arguments.get("files") or {}, ws)
-        agent = self.agent(ws.out_dir, on_event)
+        agent = self.agent(ws.out_dir, progress.on_event)
+        progress.note("planning the request")
         try:
             result = agent.run(request, files, out_dir=ws.out_dir, cancel=cancel)
         finally:
             agent.executor.close()
         return result.run, result.answer
 
-    def plan(self, arguments: dict) -> Plan:
+    def plan(self, arguments: dict, note=lambda message: None) -> Plan:
         ws = self.workspace(self.out_dir)
-        return self.agent(self.out_dir, None).plan(arguments["request"], self.files(arguments.get("files") or {}, ws))
+        files = self.files(arguments.get("files") or {}, ws)
+        note("planning the request")
+        return self.agent(self.out_dir, None).plan(arguments["request"], files)
 
     def files(self, files: dict, ws: Workspace) -> dict[str, str]:
         """The request's files, each under the allowed roots (the agent would allow any file it is given)."""
@@ -343,6 +346,13 @@ class Progress:
                 return
             value = self._value()
         self._send_from_thread(value, message)
+
+    def note(self, message: str) -> None:
+        """From the worker thread: a notification of something other than a step (planning)."""
+        if self.token is not None:
+            with self.lock:
+                value = self._value()
+            self._send_from_thread(value, message)
 
     def _value(self) -> float:
         started = min((t for _, t in self.running.values()), default=None)
