@@ -332,10 +332,12 @@ def test_a_browser_signs_in_once_and_its_streams_and_players_carry_the_cookie(br
         page.goto(server.url + "/#workflow")
         assert page.url.split("#")[0] == server.url + "/login"  # no token: the form, not the page
         page.fill("input[name=token]", "wrong")
-        page.click("button[type=submit]")
+        with page.expect_navigation():
+            page.click("button[type=submit]")
         assert page.locator(".err").inner_text() == "Wrong token."
         page.fill("input[name=token]", "tok-3141")
-        page.click("button[type=submit]")
+        with page.expect_navigation(url=server.url + "/"):  # signed in: sent on to the page
+            page.click("button[type=submit]")
         page.goto(server.url + "/#workflow")
         page.select_option("#workflow", "narrate")
         page.set_input_files("input[name=speech]", str(tone(tmp_path / "s.wav", freq=330, seconds=1.0)))
