@@ -180,7 +180,7 @@ def test_workflow_runs_and_tools_pages(site, page, tmp_path):
     page.select_option("#workflow", "@file")
     page.set_input_files("#workflow-file", str(own))
     page.set_input_files("input[name=sound]", str(speech))
-    assert page.input_value("input[name=lufs]") == ""  # /validate gives types, not defaults: left to the file
+    assert page.input_value("input[name=lufs]") == "-16"  # the file's default, from /validate
     page.fill("input[name=lufs]", "-18")
     page.click("#run-workflow")
     page.locator(".run[data-status=succeeded]").nth(1).wait_for()  # both runs done; the new one is on top

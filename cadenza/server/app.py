@@ -126,8 +126,7 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
     @app.get("/workflows", summary="the workflows a run may name (built-in and the user's)")
     def list_workflows():
         return {"workflows": [{"name": t.name, "description": t.description,
-                               "inputs": {n: {"type": s.type, "required": s.is_required, "default": s.default,
-                                              "description": s.description} for n, s in t.sub_plan.inputs.items()},
+                               "inputs": _input_specs(t.sub_plan),
                                "outputs": t.outputs} for t in registry if isinstance(t, WorkflowTool)]}
 
     @app.post("/validate", summary="check a plan or workflow without running it",
@@ -149,7 +148,7 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
             plan = parse_workflow(body.workflow_yaml, "the workflow")
         plan = check_plan(plan, registry)
         return {"valid": True, "steps": len(plan.steps), "inputs": {n: s.type for n, s in plan.inputs.items()},
-                "outputs": list(plan.outputs)}
+                "input_specs": _input_specs(plan), "outputs": list(plan.outputs)}
 
     # -- uploads and runs -----------------------------------------------------------------------
     @app.post("/uploads", status_code=201, summary="upload one media file (multipart field 'file')",
@@ -315,6 +314,11 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _input_specs(plan: Plan) -> dict[str, Any]:
+    return {n: {"type": s.type, "required": s.is_required, "default": s.default, "description": s.description}
+            for n, s in plan.inputs.items()}
+
+
 def _is_file(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("path"), str) and "kind" in value
 

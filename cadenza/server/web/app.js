@@ -260,7 +260,7 @@ async function workflowPage(main) {
     yamlFile = yamlPicker.files[0];
     try {
       const checked = await postJSON("/validate", {workflow_yaml: await yamlFile.text()});
-      draw(Object.fromEntries(Object.entries(checked.inputs).map(([n, t]) => [n, {type: t}])));
+      draw(checked.input_specs);
       showError("");
     } catch (err) { fields.replaceChildren(); showError(err.message); }
   };
