@@ -349,6 +349,7 @@ def _opens_others(name: str, head: bytes) -> str | None:
 
 _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
+HASH_CACHE_MAX = 4096  # a server hashes new paths (each run's files) for ever: the oldest are forgotten
 
 
 def hash_file(path: str | os.PathLike) -> str:
@@ -371,6 +372,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     digest = hash_file(p)
     with _hash_lock:
         _hash_cache[key] = digest
+        while len(_hash_cache) > HASH_CACHE_MAX:
+            del _hash_cache[next(iter(_hash_cache))]  # dicts keep insertion order: the oldest first
     return digest
 
 

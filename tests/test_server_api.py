@@ -88,6 +88,42 @@ def test_openapi_tools_and_workflows(client):
     assert r.status_code == 404 and r.json() == {"error": "no tool 'no_such_tool'"}
 
 
+def test_tools_document_is_kept_until_the_registry_changes(tmp_path):
+    """/tools answers from documents made once (schemas are slow to build), the same as made afresh,
+    and made again when a tool is registered or replaced."""
+    from cadenza import tool
+    from tests.server_tools import registry as make_registry
+
+    reg = make_registry()
+    with TestClient(create_app(tmp_path / "data", registry=reg, workers=1)) as c:
+        first = c.get("/tools")
+        assert first.headers["content-type"] == "application/json"
+        fresh = [{"name": t.name, "description": t.description, "signature": t.signature_line(),
+                  "input_schema": t.input_schema(), "outputs": t.outputs, "output_schema": t.output_schema()}
+                 for t in reg]
+        assert first.json() == json.loads(json.dumps({"tools": fresh}))
+        assert c.get("/tools").content == first.content
+        with_backends = c.get("/tools?backends=true").json()["tools"]
+        assert [{k: v for k, v in d.items() if k != "backends"} for d in with_backends] == first.json()["tools"]
+        assert all("available" in b for d in with_backends for b in d["backends"])
+
+        @tool
+        def added_late(x: float = 1.0) -> float:
+            """A tool registered after the first /tools."""
+            return x
+        reg.register(added_late)
+        names = [t["name"] for t in c.get("/tools").json()["tools"]]
+        assert "added_late" in names and len(names) == len(fresh) + 1
+
+        @tool(name="added_late")
+        def replaced(y: str = "a") -> str:
+            """The same name, another tool."""
+            return y
+        reg.register(replaced, replace=True)
+        doc = {t["name"]: t for t in c.get("/tools").json()["tools"]}["added_late"]
+        assert list(doc["input_schema"]["properties"]) == ["y"]
+
+
 def test_validate_without_running(client, env):
     ok = client.post("/validate", json={"workflow": "narrate"})
     assert ok.status_code == 200 and ok.json()["valid"] and "speech" in ok.json()["inputs"]
@@ -237,6 +273,52 @@ def test_stopping_the_server_interrupts_a_run_and_keeps_it(env):
     with TestClient(create_app(data, registry=REGISTRY)) as c:
         assert c.get(f"/runs/{rid}").json()["status"] == "interrupted"
         assert events_of(c, rid)[-1]["status"] == "interrupted"
+
+
+def test_a_finished_run_keeps_no_events_or_cancel_event_in_memory(env):
+    """benchmarks/serve.py saw the server grow by ~11 KB a run (every event of every run, a cancel
+    event each, a hash cache): a finished run's events are read back from its file, and late
+    clients still get all of them."""
+    from cadenza.server.events import EventLog
+
+    with TestClient(create_app(env / "memory-data", registry=REGISTRY, workers=1)) as c:
+        store = c.app.state.store
+        sound = upload(c, env / "a.wav").json()["id"]
+        rid = c.post("/runs", json={"workflow_yaml": gated_workflow(env / "gate-open-m"),
+                                    "inputs": {"sound": sound}}).json()["id"]
+        (env / "gate-open-m").touch()
+        assert wait_done(c, rid)["status"] == "succeeded"
+        log = store.events(rid)
+        assert log._events is None and rid not in store._cancels
+        events = events_of(c, rid)
+        on_disk = [json.loads(x) for x in (env / "memory-data" / "runs" / rid / "events.jsonl").read_text().splitlines()]
+        assert events == on_disk and [e["seq"] for e in events] == list(range(len(log)))
+        assert events[-1]["kind"] == "run_finished"
+
+    log = EventLog(env / "log.jsonl")  # alone: kept while going, on disk once final, kept again when resumed
+    log.add("run_queued")
+    log.add("step_started", step="a")
+    assert log._events is not None and [e["kind"] for e in log.since(1)[0]] == ["step_started"] and not log.since(1)[1]
+    log.add("run_finished", status="cancelled")
+    assert log._events is None and [e["kind"] for e in log.since(0)[0]] == ["run_queued", "step_started", "run_finished"]
+    assert log.since(0)[1] is True
+    log.add("run_queued")  # resumed
+    assert log._events is not None and log.since(0)[1] is False and [e["seq"] for e in log.since(0)[0]] == [0, 1, 2, 3]
+    again = EventLog(env / "log.jsonl")  # after a restart: counted, not held
+    assert again._events is None and len(again) == 4 and again.since(3)[0][0]["kind"] == "run_queued"
+    again.add("run_interrupted")
+    assert again.since(0)[1] is True and again.since(4)[0][0]["seq"] == 4
+
+
+def test_the_hash_cache_is_bounded(tmp_path, monkeypatch):
+    from cadenza import media
+
+    monkeypatch.setattr(media, "HASH_CACHE_MAX", 3)
+    monkeypatch.setattr(media, "_hash_cache", {})
+    for i in range(5):
+        (tmp_path / f"{i}.bin").write_bytes(bytes([i]))
+        media.file_sha256(tmp_path / f"{i}.bin")
+    assert [Path(k[0]).name for k in media._hash_cache] == ["2.bin", "3.bin", "4.bin"]
 
 
 def events_of_now(c, run_id: str) -> list[dict]:

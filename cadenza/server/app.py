@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -106,16 +107,30 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
     add_web(app, token)
 
     # -- tools and validation ------------------------------------------------------------------
+    # the tools' documents, made once while the registry holds the same tools: pydantic builds each
+    # JSON Schema anew, ~35 ms for all of them a request (benchmarks/serve.py: 28 requests/s before)
+    tool_docs: list[Any] = [None]  # (tools, their documents, the JSON body): replaced whole, so a thread reads one or the other
+
+    def docs_of_tools() -> tuple[tuple, list[dict[str, Any]], bytes]:
+        tools, entry = tuple(registry), tool_docs[0]
+        if entry is None or len(tools) != len(entry[0]) or any(a is not b for a, b in zip(tools, entry[0])):
+            docs = jsonable_encoder([{"name": t.name, "description": t.description, "signature": t.signature_line(),
+                                      "input_schema": t.input_schema(), "outputs": t.outputs,
+                                      "output_schema": t.output_schema()} for t in tools])
+            body = json.dumps({"tools": docs}, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+            entry = tool_docs[0] = (tools, docs, body)
+        return entry
+
     @app.get("/tools", summary="every tool with its JSON Schema (?backends=true: and whether each backend can run here)")
     def list_tools(backends: bool = False):
-        def doc(t) -> dict[str, Any]:
-            d = {"name": t.name, "description": t.description, "signature": t.signature_line(),
-                 "input_schema": t.input_schema(), "outputs": t.outputs, "output_schema": t.output_schema()}
-            if backends:  # what `cadenza doctor` says; asked for alone, as it probes every backend
-                d["backends"] = [{"name": b.name, "device": b.device, "available": (why := b.unavailable_reason()) is None,
-                                  "why_not": why} for b in t.backends]
-            return d
-        return {"tools": [doc(t) for t in registry]}
+        tools, docs, body = docs_of_tools()
+        if not backends:
+            return Response(body, media_type="application/json")
+        # what `cadenza doctor` says; asked for alone, as it probes every backend (never kept: it can change)
+        return {"tools": [{**d, "backends": [{"name": b.name, "device": b.device,
+                                              "available": (why := b.unavailable_reason()) is None, "why_not": why}
+                                             for b in t.backends]}
+                          for d, t in zip(docs, tools)]}
 
     @app.get("/tools/{name}", summary="one tool: inputs, outputs, backends and whether they can run here")
     def show_tool(name: str):

@@ -229,7 +229,8 @@ class RunStore:
             if run.status == "queued":  # the worker skips it
                 self._finish(run, "cancelled", error="cancelled before it started")
             elif run.status == "running":
-                self._cancels[run.id].set()
+                if (event := self._cancels.get(run.id)) is not None:  # None: it finished just now
+                    event.set()
             else:
                 raise ApiError(409, f"run '{run.id}' is already {run.status}")
         return run
@@ -293,7 +294,7 @@ class RunStore:
             self._execute(run)
 
     def _execute(self, run: Run) -> None:
-        log, cancel = self._logs[run.id], self._cancels[run.id]
+        log, cancel = self._logs[run.id], self._cancels.setdefault(run.id, threading.Event())
 
         def on_event(e: Event) -> None:  # the executor's run_started/finished are one attempt's, not the run's
             kind = {"run_started": "execution_started", "run_finished": "execution_finished"}.get(e.kind, e.kind)
@@ -366,6 +367,7 @@ class RunStore:
 
     def _finish(self, run: Run, status: str, error: str | None = None) -> None:
         run.status, run.error, run.finished_at = status, error, time.time()
+        self._cancels.pop(run.id, None)  # a finished run keeps nothing in memory but its record (resume makes a new one)
         self._save(run)
         seconds = run.finished_at - run.started_at if run.started_at else None
         self._logs[run.id].add("run_finished", status=status, error=error,
@@ -384,7 +386,6 @@ class RunStore:
                 continue  # not a run this server wrote
             self._runs[run.id] = run
             self._logs[run.id] = log = EventLog(state.parent / "events.jsonl")
-            self._cancels[run.id] = threading.Event()
             if run.status in ACTIVE:
                 run.status, run.error = "interrupted", "the server stopped during this run; resume it"
                 self._save(run)
@@ -395,8 +396,8 @@ class RunStore:
         with self._lock:
             self._stopping = True
             for run in self._runs.values():
-                if run.status == "running":
-                    self._cancels[run.id].set()
+                if run.status == "running" and (event := self._cancels.get(run.id)) is not None:
+                    event.set()
                 elif run.status == "queued":
                     self._finish(run, "interrupted", error="the server stopped before this run started; resume it")
         for _ in self._workers:
