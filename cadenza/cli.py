@@ -178,6 +178,33 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_bench_calibrate)
 
+    s = sub.add_parser("serve", help="serve the HTTP API (needs the 'serve' extra)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--data", default="cadenza-data", help="folder of uploads and runs (default ./cadenza-data)")
+    s.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' (or set CADENZA_TOKEN)")
+    s.add_argument("--max-upload-mb", type=float, default=200, help="largest upload accepted (default 200 MB)")
+    s.add_argument("--workers", type=int, default=2, help="runs executed at once (default 2)")
+    s.add_argument("--queue", type=int, default=16, help="runs that may wait; beyond, 429 (default 16)")
+    s.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                   help="let pages from this origin call the API (repeat; default: none)")
+    s.add_argument("--no-cache", action="store_true", help="do not reuse or store step results")
+    s.add_argument("--llm", default=None, help="the LLM that plans requests (as for 'cadenza run')")
+    s.set_defaults(func=cmd_serve)
+
+    m = sub.add_parser("mcp", help="serve every tool, plus 'plan' and 'run', over the Model Context Protocol "
+                                   "(stdio; needs the 'mcp' extra)")
+    m.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    m.add_argument("--host", default="127.0.0.1", help="with --http: address to bind (any but loopback needs a token)")
+    m.add_argument("--port", type=int, default=8765, help="with --http: the port (default 8765)")
+    m.add_argument("--token", default=None, help="with --http: require 'Authorization: Bearer TOKEN' (or CADENZA_TOKEN)")
+    m.add_argument("--root", action="append", default=[], metavar="DIR",
+                   help="a folder whose files calls may read, besides the working folder (repeat)")
+    m.add_argument("--out", default="cadenza-mcp", help="output folder, one sub-folder per call (default ./cadenza-mcp)")
+    m.add_argument("--no-cache", action="store_true", help="do not reuse or store step results")
+    m.add_argument("--llm", default=None, help="the LLM that plans requests (as for 'cadenza run')")
+    m.set_defaults(func=cmd_mcp)
+
     d = sub.add_parser("doctor", help="what can run here, and why not")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_doctor)
@@ -383,6 +410,8 @@ def _show(value: Any) -> str:
 
 def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str, Any]:
     """NAME=VALUE pairs; repeated names make lists; values parse by the declared type."""
+    from .engine.workflow import parse_input_value
+
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
@@ -390,27 +419,13 @@ def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str
         name, raw = pair.split("=", 1)
         name = name.strip()
         tag = types.get(name, "text")
-        value = _parse_value(raw, tag, f"{flag} {name}")
+        value = parse_input_value(raw, tag, f"{flag} {name}")
         if name in out:
             prev = out[name]
             out[name] = (prev if isinstance(prev, list) else [prev]) + (value if isinstance(value, list) else [value])
         else:
             out[name] = [value] if tag.startswith("list[") and not isinstance(value, list) else value
     return out
-
-
-def _parse_value(raw: str, tag: str, where: str) -> Any:
-    import yaml
-
-    from .engine.workflow import safe_load_yaml
-
-    base = tag[5:-1] if tag.startswith("list[") else tag
-    if any(k in base.split("|") for k in ("text", "audio", "video", "image")):
-        return raw  # strings and paths stay as typed ("no" is not False, "1e3" is a file name)
-    try:
-        return safe_load_yaml(raw, where)  # the workflow loader's limits: no alias bomb, no deep nesting
-    except yaml.YAMLError:
-        return raw
 
 
 def _cmd_dub(args) -> int:
@@ -580,6 +595,29 @@ def _case_log(path: str | None, total: int, quiet: bool):
                             f"pred={row['pred']} gold={row['gold']}"), file=sys.stderr)
 
     return done, on_case
+
+
+# -- serve ----------------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    from .server import serve
+
+    if args.max_upload_mb <= 0 or args.workers < 1 or args.queue < 1:
+        raise InputError("--max-upload-mb, --workers and --queue must be positive")
+    serve(args.host, args.port, args.data, token=args.token, llm=args.llm, max_upload_bytes=int(args.max_upload_mb * 2**20),
+          workers=args.workers, max_queued=args.queue, cache=not args.no_cache, cors_origins=args.cors)
+    return 0
+
+
+def cmd_mcp(args) -> int:
+    try:
+        from .server.mcp_server import serve_mcp
+    except ImportError as e:
+        raise InputError(f"'cadenza mcp' needs the 'mcp' extra: pip install 'cadenza[mcp]' ({e.name} is missing)") from None
+    from .tools.registry import default_registry
+
+    serve_mcp(default_registry(), http=args.http, host=args.host, port=args.port, token=args.token, roots=args.root,
+              out_dir=args.out, llm=args.llm, cache=not args.no_cache)
+    return 0
 
 
 # -- doctor ---------------------------------------------------------------------------

@@ -349,6 +349,7 @@ def _opens_others(name: str, head: bytes) -> str | None:
 
 _hash_cache: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
+HASH_CACHE_MAX = 4096  # a server hashes new paths (each run's files) for ever: the oldest are forgotten
 
 
 def hash_file(path: str | os.PathLike) -> str:
@@ -371,6 +372,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     digest = hash_file(p)
     with _hash_lock:
         _hash_cache[key] = digest
+        while len(_hash_cache) > HASH_CACHE_MAX:
+            del _hash_cache[next(iter(_hash_cache))]  # dicts keep insertion order: the oldest first
     return digest
 
 
@@ -466,3 +469,38 @@ def load_image(path: str | os.PathLike, notes: list[str] | None = None, label: s
             raise MediaError(f"cannot read {label}: {_reason(e)}") from None
         has_alpha = upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info)
         return upright.convert("RGBA" if has_alpha else "RGB")
+
+
+# The suffix a file of each readable format is stored under, by kind (a stored file's kind is read off
+# its suffix): pictures, then sound alone, then video (a container with a picture stream).
+_IMAGE_FORMAT_EXTS = {"png_pipe": ".png", "jpeg_pipe": ".jpg", "webp_pipe": ".webp", "bmp_pipe": ".bmp",
+                      "tiff_pipe": ".tiff", "gif": ".gif"}
+_AUDIO_FORMAT_EXTS = {"wav": ".wav", "aiff": ".aiff", "mp3": ".mp3", "flac": ".flac", "ogg": ".ogg", "aac": ".aac",
+                      "asf": ".wma", "mov": ".m4a", "matroska": ".ogg", "mpegts": ".aac"}
+_VIDEO_FORMAT_EXTS = {"mov": ".mp4", "matroska": ".mkv", "avi": ".avi", "mpegts": ".ts", "mpeg": ".mpg",
+                      "mpegvideo": ".mpg"}
+
+
+def sniff_media(path: str | os.PathLike) -> tuple[str, str]:
+    """(kind, suffix) of a media file judged by its content alone, never its name: what a server
+    stores an upload under. Raises MediaError, one line, for anything that is not an audio, video or
+    image file Cadenza reads."""
+    import av
+
+    label = "the uploaded file"
+    try:
+        with open_media(path, label) as container:
+            names = container.format.name.split(",")
+            has_video = any(True for _ in container.streams.video)
+            has_audio = any(True for _ in container.streams.audio)
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise MediaError(f"{label} is not an audio, video or image file Cadenza reads") from None
+    for kind, table, wanted in (("image", _IMAGE_FORMAT_EXTS, has_video), ("audio", _AUDIO_FORMAT_EXTS,
+                                                                           has_audio and not has_video),
+                                ("video", _VIDEO_FORMAT_EXTS, has_video)):
+        ext = next((table[n] for n in names if n in table), None)
+        if wanted and ext:
+            return kind, ext
+    raise MediaError(f"{label} holds no audio or picture Cadenza reads (format {','.join(names)})")

@@ -7,6 +7,7 @@
                   the user chose, which a tool argument (a model, a voice) may name by path
     workflows     CADENZA_WORKFLOWS (folders, separated by os.pathsep) and `workflow_dirs` in the
                   config file: folders whose workflow files become tools
+    MCP servers   `[mcp_servers.NAME]` tables in the config file: servers whose tools become tools
 
 Models are kept apart from the step cache, which is often per project or per test.
 """
@@ -106,6 +107,15 @@ def workflow_dirs() -> list[Path]:
         if p.resolve() not in out:
             out.append(p.resolve())
     return out
+
+
+def mcp_servers() -> dict[str, dict[str, Any]]:
+    """The external MCP servers of the config file, `[mcp_servers.NAME]` tables (a command or a URL:
+    tools/mcp_client.py reads each one, so a bad table skips that server alone)."""
+    servers = load_config().get("mcp_servers", {})
+    if not isinstance(servers, dict) or not all(isinstance(v, dict) for v in servers.values()):
+        raise InputError(f"config file {config_path()}: mcp_servers must hold tables, [mcp_servers.NAME]")
+    return servers
 
 
 def workflow_dirs_configured() -> bool:

@@ -20,7 +20,7 @@ LAYERS = [
     ("tools", ["cadenza.tools"]),
     ("engine", ["cadenza.engine"]),
     ("agent", ["cadenza.agent"]),
-    ("front", ["cadenza.cli", "cadenza.doctor", "cadenza.progress", "cadenza.__main__", "cadenza"]),
+    ("front", ["cadenza.cli", "cadenza.doctor", "cadenza.progress", "cadenza.server", "cadenza.__main__", "cadenza"]),
 ]
 
 

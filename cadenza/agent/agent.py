@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -101,13 +102,14 @@ class Agent:
         return outcome.plan
 
     def run(self, request: str, files: list[str | os.PathLike] | dict[str, str] = (),
-            out_dir: str | os.PathLike | None = None) -> AgentResult:
-        """Plan, validate, execute and answer."""
+            out_dir: str | os.PathLike | None = None, cancel: threading.Event | None = None) -> AgentResult:
+        """Plan, validate, execute and answer. `cancel`, when set, stops the run as Ctrl-C does
+        (a server's cancel request)."""
         check_request(request)
         out = Path(out_dir or self.out_dir)
         ws = Workspace.for_run(out, {})
         named = self._files(files, ws)
-        return self._run(request, named, ws, history=[])
+        return self._run(request, named, ws, history=[], cancel=cancel)
 
     def chat(self, message: str, files: list[str | os.PathLike] | dict[str, str] = ()) -> AgentResult:
         """One conversation turn: earlier files and outputs stay available ("make the music quieter")."""
@@ -129,7 +131,8 @@ class Agent:
         self.media.update({k: v for k, v in named.items() if k not in self.media})
         return result
 
-    def _run(self, request: str, files: dict[str, Media], ws: Workspace, history: list) -> AgentResult:
+    def _run(self, request: str, files: dict[str, Media], ws: Workspace, history: list,
+             cancel: threading.Event | None = None) -> AgentResult:
         outcome = self.planner.plan(request, files, history=history)
         if outcome.plan is None:
             return AgentResult(request, f"I can't do that with the tools I have: {outcome.reason}.", None,
@@ -137,7 +140,7 @@ class Agent:
         plan = outcome.plan
         values = {n: m.path for n, m in files.items() if n in plan.inputs}
         meta = {"request": request, "llm": _llm_name(self.llm), "planning": _planning_record(outcome), "replans": []}
-        result = self.executor.run(plan, values, ws, record={"agent": meta})
+        result = self.executor.run(plan, values, ws, record={"agent": meta}, cancel=cancel)
         replans: list[dict] = []
         while not result.ok and result.status != "cancelled" and len(replans) < self.max_replans:
             failed = next(r for r in result.steps.values() if r.status == "failed")
@@ -153,7 +156,7 @@ class Agent:
             plan = retry.plan
             meta["replans"] = replans
             values = {n: m.path for n, m in files.items() if n in plan.inputs}
-            result = self.executor.run(plan, values, ws, record={"agent": meta})  # succeeded steps come from cache
+            result = self.executor.run(plan, values, ws, record={"agent": meta}, cancel=cancel)  # succeeded steps come from cache
         return AgentResult(request, answer(plan, result), plan, result, result.outputs, [outcome], replans)
 
     def _files(self, files, ws: Workspace) -> dict[str, Media]:

@@ -135,6 +135,19 @@ def _scan_limits(events, source: str, error: type[InputError]) -> None:
                 open_[-1][3] = max(open_[-1][3], deepest)
 
 
+def parse_input_value(raw: str, tag: str, where: str) -> Any:
+    """A value typed as text (a command-line `--input`, a form field) read by its declared type:
+    text and media stay as typed ("no" is not False, "1e3" is a file name); numbers, booleans and
+    [lists] are parsed as YAML under the limits above."""
+    base = tag[5:-1] if tag.startswith("list[") else tag
+    if any(k in base.split("|") for k in ("text", "audio", "video", "image")):
+        return raw
+    try:
+        return safe_load_yaml(raw, where)
+    except yaml.YAMLError:
+        return raw
+
+
 def path_tag(tag: str) -> bool:
     """Whether a parameter's values are file paths: media, or `pathlib.Path`."""
     return is_media_tag(tag) or "Path" in split_union(list_item(tag) or tag)

@@ -9,9 +9,10 @@ A plugin is a module with one hook (see `cadenza.hookspecs`):
 Each built-in tool family (`cadenza.tools.audio`, `cadenza.tools.speech`, ...) and the built-in
 workflows (`cadenza.engine.builtin_workflows`) is such a plugin that ships inside the package
 (listed in BUILTIN_PLUGINS, the way simonw/llm loads its default plugins); installed plugins come
-from the `cadenza.tools` entry-point group, and the user's workflow folders last. All are loaded
-the same way. A plugin that fails to import or register (an exception, or `sys.exit()`)
-is recorded in `plugin_errors`, warned about once on stderr, and skipped: it never takes the
+from the `cadenza.tools` entry-point group, then the user's workflow folders, and last each MCP
+server of the config file (`mcp:NAME`, tools/mcp_client.py). All are loaded the same way. A plugin
+that fails to import or register (an exception, or `sys.exit()`; a server that does not start) is
+recorded in `plugin_errors`, warned about once on stderr, and skipped: it never takes the
 application down. What a plugin prints while it loads goes to stderr, so `--json` output stays
 one JSON object.
 """
@@ -33,6 +34,7 @@ from ..errors import UnknownToolError, printable
 from ..hookspecs import ENTRY_POINT_GROUP, PROJECT, HookSpecs
 from ..paths import workflow_dirs_configured
 from .base import Tool
+from .mcp_client import server_plugins
 
 log = logging.getLogger("cadenza")
 
@@ -106,7 +108,8 @@ class Registry:
 
     def load_plugins(self, group: str = ENTRY_POINT_GROUP, *, builtins: bool = True, installed: bool = True) -> None:
         """Register the tools of the built-in families and workflows, then of every installed plugin
-        and the user's workflow folders (either part can be left out); record and skip broken ones."""
+        the user's workflow folders and the MCP servers of the config file (either part can be left
+        out); record and skip broken ones."""
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(HookSpecs)
         if builtins:
@@ -117,6 +120,8 @@ class Registry:
         if installed and workflow_dirs_configured():
             module = USER_WORKFLOWS_PLUGIN
             self._load_plugin(pm, module, module, lambda: importlib.import_module(module), builtin=True)
+        for name, where, load in server_plugins() if installed else ():
+            self._load_plugin(pm, name, where, load, builtin=False)
 
     def _load_plugin(self, pm: pluggy.PluginManager, name: str, module_name: str, load: Callable[[], Any],
                      builtin: bool) -> None:

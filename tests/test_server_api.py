@@ -1,0 +1,454 @@
+"""The HTTP API (`cadenza serve`): runs, uploads, outputs, validation, the queue, and every kind of bad
+input, through FastAPI's TestClient; event streams, disconnects and restarts against a real uvicorn
+process on a free loopback port (tests/test_server_live.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cadenza.errors import InputError
+from cadenza.llm.testing import ScriptedChatModel
+from cadenza.server.app import create_app
+from cadenza.server.security import check_binding
+from tests.media_factory import tone
+from tests.server_tools import gated_workflow, registry
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+REGISTRY = registry()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("server")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CADENZA_CACHE_DIR", str(root / "cache"))
+        tone(root / "a.wav", freq=330, seconds=1.0)
+        tone(root / "b.wav", freq=220, seconds=1.5)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def client(env):
+    with TestClient(create_app(env / "data", registry=REGISTRY, workers=2), raise_server_exceptions=False) as c:
+        yield c
+
+
+def upload(c, path: Path, name: str = "x.bin", ctype: str = "application/octet-stream"):
+    with open(path, "rb") as f:
+        return c.post("/uploads", files={"file": (name, f, ctype)})
+
+
+def wait_done(c, run_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = c.get(f"/runs/{run_id}").json()
+        if doc["status"] not in ("queued", "running"):
+            return doc
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not finish: {doc}")
+
+
+def wait_for(predicate, timeout: float = 20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+def events_of(c, run_id: str) -> list[dict]:
+    with c.stream("GET", f"/runs/{run_id}/events") as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        text = r.read().decode()
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+# -- what a client reads ------------------------------------------------------------------------
+def test_openapi_tools_and_workflows(client):
+    doc = client.get("/openapi.json").json()
+    assert {"/runs", "/uploads", "/validate", "/tools", "/runs/{run_id}/events",
+            "/runs/{run_id}/outputs/{name}"} <= set(doc["paths"])
+    assert "text/event-stream" in json.dumps(doc["paths"]["/runs/{run_id}/events"])
+    tools = {t["name"]: t for t in client.get("/tools").json()["tools"]}
+    assert tools["mix_audio"]["input_schema"]["properties"]["tracks"]["type"] == "array"
+    assert tools["mix_audio"]["signature"].startswith("mix_audio(tracks: list[audio]")
+    assert client.get("/tools/mix_audio").json()["backends"]
+    assert {"narrate", "subtitle"} <= {w["name"] for w in client.get("/workflows").json()["workflows"]}
+    r = client.get("/tools/no_such_tool")
+    assert r.status_code == 404 and r.json() == {"error": "no tool 'no_such_tool'"}
+
+
+def test_tools_document_is_kept_until_the_registry_changes(tmp_path):
+    """/tools answers from documents made once (schemas are slow to build), the same as made afresh,
+    and made again when a tool is registered or replaced."""
+    from cadenza import tool
+    from tests.server_tools import registry as make_registry
+
+    reg = make_registry()
+    with TestClient(create_app(tmp_path / "data", registry=reg, workers=1)) as c:
+        first = c.get("/tools")
+        assert first.headers["content-type"] == "application/json"
+        fresh = [{"name": t.name, "description": t.description, "signature": t.signature_line(),
+                  "input_schema": t.input_schema(), "outputs": t.outputs, "output_schema": t.output_schema()}
+                 for t in reg]
+        assert first.json() == json.loads(json.dumps({"tools": fresh}))
+        assert c.get("/tools").content == first.content
+        with_backends = c.get("/tools?backends=true").json()["tools"]
+        assert [{k: v for k, v in d.items() if k != "backends"} for d in with_backends] == first.json()["tools"]
+        assert all("available" in b for d in with_backends for b in d["backends"])
+
+        @tool
+        def added_late(x: float = 1.0) -> float:
+            """A tool registered after the first /tools."""
+            return x
+        reg.register(added_late)
+        names = [t["name"] for t in c.get("/tools").json()["tools"]]
+        assert "added_late" in names and len(names) == len(fresh) + 1
+
+        @tool(name="added_late")
+        def replaced(y: str = "a") -> str:
+            """The same name, another tool."""
+            return y
+        reg.register(replaced, replace=True)
+        doc = {t["name"]: t for t in c.get("/tools").json()["tools"]}["added_late"]
+        assert list(doc["input_schema"]["properties"]) == ["y"]
+
+
+def test_validate_without_running(client, env):
+    ok = client.post("/validate", json={"workflow": "narrate"})
+    assert ok.status_code == 200 and ok.json()["valid"] and "speech" in ok.json()["inputs"]
+    ok = client.post("/validate", json={"workflow_yaml": gated_workflow(env / "gate")})
+    assert ok.status_code == 200 and ok.json()["steps"] == 2
+    bad = client.post("/validate", json={"plan": {"steps": [{"id": "m", "tool": "mix_sound", "args": {}}]}})
+    assert bad.status_code == 422 and "mix_sound" in bad.json()["error"] and bad.json()["problems"]
+    dangling = client.post("/validate", json={"workflow_yaml": "steps:\n  - {id: n, tool: normalize_audio, args: {audio: $nope}}\n"})
+    assert dangling.status_code == 422 and "$nope" in dangling.json()["error"]
+    yaml_error = client.post("/validate", json={"workflow_yaml": "steps: [\n"})
+    assert yaml_error.status_code == 422 and "YAML syntax error" in yaml_error.json()["error"]
+    assert client.post("/validate", json={"workflow": "nope"}).status_code == 422
+    assert client.post("/validate", json={}).status_code == 422
+    assert not list((env / "data" / "runs").glob("*"))  # nothing ran
+
+
+# -- a workflow run, start to finish --------------------------------------------------------------
+def test_workflow_run_from_uploads_to_downloads(client, env):
+    speech = upload(client, env / "a.wav", "voice.txt", "text/plain")  # the label is not what counts
+    assert speech.status_code == 201 and speech.json()["kind"] == "audio"
+    music = upload(client, env / "b.wav").json()["id"]
+    r = client.post("/runs", json={"workflow": "narrate", "inputs": {"speech": speech.json()["id"], "music": music}})
+    assert r.status_code == 202, r.text
+    run = wait_done(client, r.json()["id"])
+    assert run["status"] == "succeeded", run
+    folder = env / "data" / "runs" / run["id"]
+    assert {p.name for p in folder.iterdir()} >= {"inputs", "outputs", "state.json", "events.jsonl"}
+    assert sorted(p.name for p in (folder / "inputs").iterdir()) == ["music.wav", "speech.wav"]
+    out = run["outputs"]["narration"]
+    assert "path" not in out and out["kind"] == "audio"
+    got = client.get(out["url"])
+    assert got.status_code == 200 and got.headers["content-type"] in ("audio/x-wav", "audio/wav")
+    assert got.content == (folder / "outputs" / out["name"]).read_bytes() and got.content[:4] == b"RIFF"
+    record = client.get(f"/runs/{run['id']}/run.json").json()
+    assert record["status"] == "succeeded" and {s["status"] for s in record["steps"]} <= {"succeeded", "cached"}
+    kinds = [e["kind"] for e in events_of(client, run["id"])]
+    assert kinds[0] == "run_queued" and kinds[-1] == "run_finished" and "execution_started" in kinds
+    assert kinds.count("step_started") == len(record["steps"])
+    finished = [e for e in events_of(client, run["id"]) if e["kind"] in ("step_finished", "step_cached")]
+    assert all(e["seconds"] >= 0 and e["step"] and e["tool"] for e in finished)
+    assert [r["id"] for r in client.get("/runs").json()["runs"]][0] == run["id"]
+
+
+def test_multipart_run_with_an_uploaded_workflow_file(client, env):
+    (env / "gate-open").touch()
+    with open(env / "a.wav", "rb") as f:
+        r = client.post("/runs", data={"inputs": "{}"},
+                        files={"workflow_file": ("wf.yaml", gated_workflow(env / "gate-open").encode(), "text/yaml"),
+                               "sound": ("../../../escape.wav", f, "audio/wav")})
+    assert r.status_code == 202, r.text
+    run = wait_done(client, r.json()["id"])
+    assert run["status"] == "succeeded" and client.get(run["outputs"]["result"]["url"]).content[:4] == b"RIFF"
+    folder = env / "data" / "runs" / run["id"]
+    assert (folder / "workflow" / "workflow.yaml").exists() and [p.name for p in (folder / "inputs").iterdir()] == ["sound.wav"]
+    assert not list((env / "data" / "tmp").iterdir())  # the received parts were moved or removed
+    assert not (env.parent / "escape.wav").exists() and not list(env.parent.parent.glob("escape.wav"))
+
+
+def test_an_output_that_is_a_list_of_files(client, env):
+    sound = upload(client, env / "a.wav").json()["id"]
+    wf = "inputs: {s: {type: audio}}\nsteps:\n  - {id: two, tool: twice, args: {audio: $s}}\noutputs: {copies: $two}\n"
+    run = wait_done(client, client.post("/runs", json={"workflow_yaml": wf, "inputs": {"s": sound}}).json()["id"])
+    copies = run["outputs"]["copies"]
+    assert run["status"] == "succeeded" and [c["url"][-8:] for c in copies] == ["?index=0", "?index=1"]
+    assert all(client.get(c["url"]).content[:4] == b"RIFF" for c in copies)
+    for query in ("", "?index=2", "?index=-1"):
+        r = client.get(f"/runs/{run['id']}/outputs/copies{query}")
+        assert r.status_code == 404 and "is a list of 2 files: add ?index=0..1" in r.json()["error"]
+    assert client.get(f"/runs/{run['id']}/outputs/copies?index=x").status_code == 422
+
+
+def test_form_values_are_read_by_their_declared_type(client, env):
+    music = upload(client, env / "b.wav").json()["id"]
+    with open(env / "a.wav", "rb") as f:
+        r = client.post("/runs", data={"workflow": "narrate", "music": music, "music_gain": "-12"},
+                        files={"speech": ("s.wav", f)})
+    assert r.status_code == 202, r.text
+    assert r.json()["inputs"]["music_gain"] == -12 and wait_done(client, r.json()["id"])["status"] == "succeeded"
+
+
+def test_a_request_is_planned_by_the_agent_and_run(env):
+    plan = {"steps": [{"id": "s1", "tool": "mix_audio",
+                       "args": {"tracks": ["$voice", "$music"], "gains_db": [0, -6], "duck_under": 0}}]}
+    with ScriptedChatModel([plan, plan]) as llm, \
+            TestClient(create_app(env / "agent-data", registry=REGISTRY, llm=llm)) as c:
+        ids = {n: upload(c, env / f).json()["id"] for n, f in (("voice", "a.wav"), ("music", "b.wav"))}
+        r = c.post("/runs", json={"request": "put the music under my voice", "files": ids})
+        assert r.status_code == 202, r.text
+        run = wait_done(c, r.json()["id"])
+        assert run["status"] == "succeeded" and run["answer"].startswith("Done in 1 step.")
+        assert c.get(run["outputs"]["s1"]["url"]).content[:4] == b"RIFF"
+        record = c.get(f"/runs/{run['id']}/run.json").json()
+        assert record["agent"]["request"] == "put the music under my voice"
+        with open(env / "a.wav", "rb") as voice, open(env / "b.wav", "rb") as music:  # the files in the request itself
+            r = c.post("/runs", data={"request": "put the music under my voice"},
+                       files={"voice": ("v.wav", voice), "music": ("m.wav", music)})
+        assert r.status_code == 202, r.text
+        assert wait_done(c, r.json()["id"])["status"] == "succeeded"
+        assert r.json()["inputs"] == {"voice": {"file": "voice.wav"}, "music": {"file": "music.wav"}}
+
+
+def test_an_internal_error_is_one_line_of_json_and_the_server_goes_on(client, monkeypatch):
+    monkeypatch.setattr(client.app.state.store, "list", lambda: 1 / 0)
+    r = client.get("/runs")
+    assert r.status_code == 500 and r.json() == {"error": "internal error: ZeroDivisionError: division by zero"}
+    monkeypatch.undo()
+    assert client.get("/runs").status_code == 200
+
+
+# -- the queue, concurrency, cancel ----------------------------------------------------------------
+def test_runs_overlap_queue_is_bounded_and_cancel_works(env):
+    gate = env / "gate-q"
+    wf = gated_workflow(gate)
+    with TestClient(create_app(env / "queue-data", registry=REGISTRY, workers=2, max_queued=1)) as c:
+        sound = upload(c, env / "a.wav").json()["id"]
+        submit = lambda: c.post("/runs", json={"workflow_yaml": wf, "inputs": {"sound": sound}})  # noqa: E731
+        a, b = submit().json()["id"], submit().json()["id"]
+        # both wait at the gate at once: two runs' steps are running together
+        wait_for(lambda: all(any(e["kind"] == "step_started" and e["step"] == "wait"
+                                 for e in events_of_now(c, x)) for x in (a, b)))
+        queued = submit()
+        assert queued.status_code == 202 and queued.json()["status"] == "queued"
+        full = submit()
+        assert full.status_code == 429 and full.headers["retry-after"] == "5" and "queue is full" in full.json()["error"]
+        assert c.post(f"/runs/{queued.json()['id']}/cancel").json()["status"] == "cancelled"
+        assert c.post(f"/runs/{a}/cancel").status_code == 202
+        assert wait_done(c, a)["status"] == "cancelled"
+        assert c.post(f"/runs/{a}/cancel").status_code == 409
+        gate.touch()
+        assert wait_done(c, b)["status"] == "succeeded"
+        record = c.get(f"/runs/{a}/run.json").json()
+        assert record["status"] == "cancelled"
+        assert events_of(c, a)[-1] == {**events_of(c, a)[-1], "kind": "run_finished", "status": "cancelled"}
+        resumed = c.post(f"/runs/{a}/resume")  # a cancelled run runs again: both steps are cached, as run b
+        assert resumed.status_code == 202 and wait_done(c, a)["status"] == "succeeded"  # made the same ones
+        assert [s["status"] for s in c.get(f"/runs/{a}/run.json").json()["steps"]] == ["cached", "cached"]
+        assert c.post(f"/runs/{a}/resume").status_code == 409
+
+
+def test_stopping_the_server_interrupts_a_run_and_keeps_it(env):
+    data = env / "stop-data"
+    with TestClient(create_app(data, registry=REGISTRY)) as c:
+        sound = upload(c, env / "a.wav").json()["id"]
+        rid = c.post("/runs", json={"workflow_yaml": gated_workflow(env / "gate-never"), "inputs": {"sound": sound}}).json()["id"]
+        wait_for(lambda: any(e["kind"] == "step_started" and e["step"] == "wait" for e in events_of_now(c, rid)))
+    assert json.loads((data / "runs" / rid / "state.json").read_text())["status"] == "interrupted"
+    with TestClient(create_app(data, registry=REGISTRY)) as c:
+        assert c.get(f"/runs/{rid}").json()["status"] == "interrupted"
+        assert events_of(c, rid)[-1]["status"] == "interrupted"
+
+
+def test_a_finished_run_keeps_no_events_or_cancel_event_in_memory(env):
+    """benchmarks/serve.py saw the server grow by ~11 KB a run (every event of every run, a cancel
+    event each, a hash cache): a finished run's events are read back from its file, and late
+    clients still get all of them."""
+    from cadenza.server.events import EventLog
+
+    with TestClient(create_app(env / "memory-data", registry=REGISTRY, workers=1)) as c:
+        store = c.app.state.store
+        sound = upload(c, env / "a.wav").json()["id"]
+        rid = c.post("/runs", json={"workflow_yaml": gated_workflow(env / "gate-open-m"),
+                                    "inputs": {"sound": sound}}).json()["id"]
+        (env / "gate-open-m").touch()
+        assert wait_done(c, rid)["status"] == "succeeded"
+        log = store.events(rid)
+        assert log._events is None and rid not in store._cancels
+        events = events_of(c, rid)
+        on_disk = [json.loads(x) for x in (env / "memory-data" / "runs" / rid / "events.jsonl").read_text().splitlines()]
+        assert events == on_disk and [e["seq"] for e in events] == list(range(len(log)))
+        assert events[-1]["kind"] == "run_finished"
+
+    log = EventLog(env / "log.jsonl")  # alone: kept while going, on disk once final, kept again when resumed
+    log.add("run_queued")
+    log.add("step_started", step="a")
+    assert log._events is not None and [e["kind"] for e in log.since(1)[0]] == ["step_started"] and not log.since(1)[1]
+    log.add("run_finished", status="cancelled")
+    assert log._events is None and [e["kind"] for e in log.since(0)[0]] == ["run_queued", "step_started", "run_finished"]
+    assert log.since(0)[1] is True
+    log.add("run_queued")  # resumed
+    assert log._events is not None and log.since(0)[1] is False and [e["seq"] for e in log.since(0)[0]] == [0, 1, 2, 3]
+    again = EventLog(env / "log.jsonl")  # after a restart: counted, not held
+    assert again._events is None and len(again) == 4 and again.since(3)[0][0]["kind"] == "run_queued"
+    again.add("run_interrupted")
+    assert again.since(0)[1] is True and again.since(4)[0][0]["seq"] == 4
+
+
+def test_the_hash_cache_is_bounded(tmp_path, monkeypatch):
+    from cadenza import media
+
+    monkeypatch.setattr(media, "HASH_CACHE_MAX", 3)
+    monkeypatch.setattr(media, "_hash_cache", {})
+    for i in range(5):
+        (tmp_path / f"{i}.bin").write_bytes(bytes([i]))
+        media.file_sha256(tmp_path / f"{i}.bin")
+    assert [Path(k[0]).name for k in media._hash_cache] == ["2.bin", "3.bin", "4.bin"]
+
+
+def events_of_now(c, run_id: str) -> list[dict]:
+    """The events so far of a run that is still going (read straight from the server's log)."""
+    return c.app.state.store.events(run_id).since(0)[0]
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_uploads_are_judged_by_content_and_size(env):
+    data = env / "limit-data"
+    with TestClient(create_app(data, registry=REGISTRY, max_upload_bytes=60_000)) as c:
+        text = env / "notes.wav"
+        text.write_text("these are not sound samples\n" * 20)
+        r = upload(c, text, "notes.wav", "audio/wav")
+        assert r.status_code == 415 and "not an audio, video or image file" in r.json()["error"]
+        absolute = env / "planted.wav"  # a client's file name is a label, never a path
+        assert upload(c, env / "a.wav", str(absolute)).status_code == 201 and not absolute.exists()
+        png = upload(c, EXAMPLES / "media" / "photo.png", "photo.wav", "audio/wav")
+        assert png.status_code == 201 and png.json()["kind"] == "image"
+        assert list((data / "uploads" / png.json()["id"]).glob("file.*"))[0].suffix == ".png"
+        big = env / "big.wav"
+        tone(big, seconds=3.0)  # about 130 kB
+        r = upload(c, big)
+        assert r.status_code == 413 and "upload limit (60,000 bytes)" in r.json()["error"]
+        with open(big, "rb") as f:  # a run's own file fields meet the same limit
+            r = c.post("/runs", data={"workflow": "narrate"}, files={"speech": ("s.wav", f)})
+        assert r.status_code == 413
+        assert not list((data / "tmp").glob("*")), "a refused upload left a file behind"
+        assert len(list((data / "uploads").iterdir())) == 2
+        assert c.post("/uploads", files={"other": ("x", b"123")}).status_code == 400
+        assert c.post("/uploads", content=b"--x\r\nbroken", headers={"content-type": "multipart/form-data; boundary=x"}).status_code == 400
+        assert c.post("/uploads", content=b"raw", headers={"content-type": "audio/wav"}).status_code == 415
+
+
+def test_bad_run_submissions_are_refused_in_one_line(client, env):
+    sound = upload(client, env / "a.wav").json()["id"]
+    cases = [
+        (400, dict(content=b'{"workflow": "narrate",', headers={"content-type": "application/json"}), "malformed JSON"),
+        (422, dict(json=["not", "an", "object"]), "expected a JSON object"),
+        (415, dict(content=b"workflow=narrate", headers={"content-type": "text/plain"}), "expected application/json"),
+        (422, dict(json={"workflow": "nope", "inputs": {}}), "no workflow 'nope'"),
+        (422, dict(json={"workflow": "narrate", "inputs": {"speech": sound}}), "missing input 'music'"),
+        (422, dict(json={"workflow": "narrate", "inputs": {"speech": sound, "music": sound, "volume": 3}}), "unknown input 'volume'"),
+        (422, dict(json={"workflow": "narrate", "inputs": {"speech": "/etc/passwd", "music": sound}}), "is not an upload id"),
+        (422, dict(json={"workflow": "narrate", "inputs": {"speech": "0" * 32, "music": sound}}), "no upload"),
+        (422, dict(json={"workflow": "narrate", "inputs": {"../x": sound}}), "input '../x' is not a name"),
+        (422, dict(json={"workflow_yaml": "steps:\n  - {id: a, tool: nope}\n"}), "nope"),
+        (422, dict(json={"workflow": "narrate", "workflow_yaml": "steps: []"}), "not both"),
+        (422, dict(json={"request": "mix them", "workflow": "narrate"}), "not both"),
+        (422, dict(json={"request": "  ", "files": {}}), "non-empty"),
+        (422, dict(json={"request": "mix", "files": {"../../x": sound}}), "is not a name"),
+        (422, dict(json={"workflow": "narrate", "bogus": 1}), "bogus"),
+    ]
+    before = set((env / "data" / "runs").iterdir()) if (env / "data" / "runs").exists() else set()
+    for status, kw, words in cases:
+        r = client.post("/runs", **kw)
+        assert r.status_code == status and words in r.json()["error"], (kw, r.status_code, r.text)
+        assert "\n" not in r.json()["error"]
+    forms = [  # the same through multipart forms
+        (422, dict(files={"workflow_file": ("w.yaml", b"steps:\n  - {id: a, tool: mix_sound}\n")}), "mix_sound"),
+        (415, dict(files={"workflow_file": ("w.yaml", b"\xff\xfe\x00binary")}), "not UTF-8"),
+        (422, dict(data={"workflow": "narrate"}, files={"../speech": ("s.wav", (env / "a.wav").read_bytes())}),
+         "input '../speech' is not a name"),
+        (400, dict(files=[("workflow", (None, "narrate")), ("inputs", (None, "{not json"))]), "field 'inputs': malformed JSON"),
+        (415, dict(data={"workflow": "narrate"}), "not application/x-www-form-urlencoded"),
+        (415, dict(data={"workflow": "narrate"}, files={"speech": ("s.wav", b"RIFF but not really")}), "not an audio"),
+    ]
+    for status, kw, words in forms:
+        r = client.post("/runs", **kw)
+        assert r.status_code == status and words in r.json()["error"], (kw, r.status_code, r.text)
+    assert set((env / "data" / "runs").iterdir()) == before, "a refused submission left a run folder"
+    assert not list((env / "data" / "tmp").iterdir()), "a refused form left a file behind"
+    assert client.get("/tools").status_code == 200  # and the server keeps serving
+
+
+def test_unknown_ids_names_and_traversal_get_404(client, env):
+    sound = upload(client, env / "a.wav").json()["id"]
+    (env / "gate-open").touch()
+    run = wait_done(client, client.post("/runs", json={"workflow_yaml": gated_workflow(env / "gate-open"),
+                                                       "inputs": {"sound": sound}}).json()["id"])
+    rid = run["id"]
+    secret = env / "secret.txt"
+    secret.write_text("top secret")
+    for path in [f"/runs/{'0' * 32}", "/runs/not-an-id", f"/runs/{'0' * 32}/events", f"/runs/{'0' * 32}/run.json",
+                 f"/runs/{rid}/outputs/nope", f"/runs/{rid}/outputs/..%2Fstate.json", f"/runs/{rid}/outputs/%2e%2e",
+                 f"/runs/{rid}/outputs/%2e%2e%2f%2e%2e%2fstate.json", f"/runs/%2e%2e/outputs/result",
+                 f"/runs/{rid}/outputs/{secret}", "/runs/../../etc/passwd", "/no/such/endpoint",
+                 f"/runs/{rid}/outputs/result/../../state.json"]:
+        r = client.get(path)
+        assert r.status_code == 404 and r.json()["error"], (path, r.text)
+        assert "top secret" not in r.text and '"kind"' not in r.text
+    assert "has no output 'nope' (it has: result)" in client.get(f"/runs/{rid}/outputs/nope").json()["error"]
+    assert client.post(f"/runs/{'0' * 32}/cancel").status_code == 404
+    assert client.post(f"/runs/{'f' * 32}/resume").status_code == 404
+    # a symlink swapped in for an output is not followed
+    out = env / "data" / "runs" / rid / "outputs" / run["outputs"]["result"]["name"]
+    out.unlink()
+    out.symlink_to(secret)
+    r = client.get(run["outputs"]["result"]["url"])
+    assert r.status_code == 404 and "top secret" not in r.text and "no longer there" in r.json()["error"]
+
+
+def test_token_required_for_every_request_and_beyond_loopback(env):
+    with TestClient(create_app(env / "token-data", registry=REGISTRY, token="s3cret")) as c:
+        for path in ("/tools", "/openapi.json", "/runs", f"/runs/{'0' * 32}"):
+            assert c.get(path).status_code == 401 and "missing token" in c.get(path).json()["error"]
+            assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert c.post("/uploads", files={"file": ("a", b"x")}).status_code == 401
+        assert not list((env / "token-data").rglob("*.part"))
+        assert c.get("/tools", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    check_binding("127.0.0.1", None)
+    check_binding("::1", None)
+    check_binding("0.0.0.0", "t")
+    for host in ("0.0.0.0", "192.168.1.5", "example.org"):
+        with pytest.raises(InputError, match="needs a token"):
+            check_binding(host, None)
+
+
+def test_cli_refuses_to_serve_beyond_loopback_without_a_token(env, monkeypatch, capsys):
+    from cadenza.cli import main
+
+    monkeypatch.delenv("CADENZA_TOKEN", raising=False)
+    assert main(["serve", "--host", "0.0.0.0", "--data", str(env / "cli-data")]) == 2
+    assert "needs a token: --token or CADENZA_TOKEN" in capsys.readouterr().err
+
+
+def test_cors_is_off_by_default(client, env):
+    r = client.get("/tools", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+    pre = client.options("/runs", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in pre.headers
+    with TestClient(create_app(env / "cors-data", registry=REGISTRY, cors_origins=["https://ok.example"])) as c:
+        assert c.get("/tools", headers={"Origin": "https://ok.example"}).headers["access-control-allow-origin"] == "https://ok.example"
