@@ -75,8 +75,13 @@ def test_tool_bias_steers_the_embedded_llms_tool_choice():
     request = "Take the sound track out of this video."
     assert [s.tool for s in planner.plan(request, files).plan.steps] == ["extract_audio"]
     planner.tool_bias = {"extract_audio": -20.0}  # as good as forbidden
-    outcome = planner.plan(request, files)
-    assert outcome.plan is None or "extract_audio" not in [s.tool for s in outcome.plan.steps]
+    from cadenza.errors import PlanError
+
+    try:
+        plan = planner.plan(request, files).plan
+    except PlanError as e:  # steered to a tool that cannot do it: its plan does not validate
+        plan = e.last_plan
+    assert plan is None or "extract_audio" not in [s.tool for s in plan.steps]
 
 
 def test_request_too_long_for_the_context_is_a_clear_error():
