@@ -142,8 +142,10 @@ class RayRunner:
         ref = task.remote(_shipment(tool), args, spec, ctx.step_id, ctx.backend)
         with self._lock:
             self._in_flight.add(ref)
+        done = threading.Event()  # set by Ray's completion callback: waiting costs no call into Ray
+        ref.future().add_done_callback(lambda _: done.set())
         try:
-            while not ray.wait([ref], timeout=POLL_S)[0]:
+            while not done.wait(POLL_S):
                 if ctx.cancelled.is_set():
                     self._stop(ref)
                     raise CancelledError(f"step '{ctx.step_id}' cancelled (its Ray task was stopped)")
