@@ -330,3 +330,23 @@ def test_executor_takes_a_runner_by_name(ray_runner):
     ex = Executor(REG, runner="ray")  # joins the Ray this process already runs
     assert isinstance(ex.runner(), RayRunner)
     ex.close()
+
+
+@tool(cacheable=False)
+def whose_pid(label: str) -> str:
+    return f"{label}:{os.getpid()}"
+
+
+def test_a_workflow_tool_stays_in_the_driver_and_sends_its_steps_to_ray(ray_runner, tmp_path):
+    from cadenza.engine.workflow_tool import WorkflowTool
+
+    (tmp_path / "inner.yaml").write_text(
+        "name: inner\ndescription: where its step ran\ninputs: {label: {type: text}}\n"
+        "steps:\n  - {id: p, tool: whose_pid, args: {label: $label}}\noutputs: {where: $p}\n")
+    reg = Registry([whose_pid])
+    reg.register(WorkflowTool(tmp_path / "inner.yaml", registry=reg))
+    plan = plan_of({"steps": [{"id": "w", "tool": "inner", "args": {"label": "x"}}]})
+    result = Executor(reg, runner=ray_runner, cache=False).run(plan, {}, Workspace(tmp_path / "out"))
+    assert result.ok, result.errors()
+    label, pid = result.outputs["w"].split(":")
+    assert label == "x" and int(pid) != os.getpid()  # the inner step was a Ray task

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -89,7 +90,8 @@ def read_table(path: str | Path, plan: Plan, defaults: dict[str, Any] | None = N
 
 
 def _anchor(value: Any, base: Path) -> Any:
-    return str(base / value) if isinstance(value, str) and value and not Path(value).expanduser().is_absolute() else value
+    relative = isinstance(value, str) and value and not Path(value).expanduser().is_absolute()
+    return os.path.normpath(base / value) if relative else value
 
 
 def run_batch(executor, plan: Plan, rows: list[dict[str, Any]], out: str | Path, *, defaults: dict[str, Any] | None = None,
@@ -190,7 +192,7 @@ def _walk(value: Any):
 
 def write_summary(out_dir: Path, results: list[RowResult]) -> tuple[Path, Path]:
     """batch.json (the rows as objects) and batch.csv (outputs as JSON text), replaced whole."""
-    rows = [asdict(r) for r in results]
+    rows = [{**asdict(r), "seconds": round(r.seconds, 3)} for r in results]
     atomic_write_text(out_dir / "batch.json", json.dumps({"rows": rows, "counts": count(results)}, indent=2,
                                                           default=str))
     buf = io.StringIO()

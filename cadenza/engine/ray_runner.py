@@ -139,7 +139,11 @@ class RayRunner:
         ws = ctx.workspace
         spec = (str(ws.out_dir), [str(p) for p in ws.allowed_roots()], str(ws.base_dir))
         task = _remote_functions()["run_tool"].options(**self.resources(backend))
-        ref = task.remote(_shipment(tool), args, spec, ctx.step_id, ctx.backend)
+        try:
+            ref = task.remote(_shipment(tool), args, spec, ctx.step_id, ctx.backend)
+        except TypeError as e:  # Ray's "could not serialize": a tool (or argument) made in a function that holds a lock
+            raise ToolError(f"tool '{tool.name}' cannot be sent to a Ray worker (make it a module-level object): "
+                            f"{one_line(e)}") from None
         with self._lock:
             self._in_flight.add(ref)
         done = threading.Event()  # set by Ray's completion callback: waiting costs no call into Ray
