@@ -350,3 +350,28 @@ def test_a_workflow_tool_stays_in_the_driver_and_sends_its_steps_to_ray(ray_runn
     assert result.ok, result.errors()
     label, pid = result.outputs["w"].split(":")
     assert label == "x" and int(pid) != os.getpid()  # the inner step was a Ray task
+
+
+def test_cancelling_a_batch_cancels_every_open_row_and_still_writes_the_summary(ray_runner, tmp_path):
+    plan = plan_of({"inputs": {"folder": {"type": "text"}}, "steps": [
+        {"id": "s", "tool": "stubborn", "args": {"seconds": 30, "folder": "$folder"}}]})
+    folders = [tmp_path / f"f{i}" for i in range(3)]
+    for f in folders:
+        f.mkdir()
+    cancel = threading.Event()
+    ex = Executor(REG, runner=ray_runner, cache=False)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=run_batch(ex, plan, [{"folder": str(f)} for f in folders],
+                                                               tmp_path / "out", cancel=cancel)))
+    t.start()
+    deadline = time.monotonic() + 20
+    while not any((f / "heartbeat").exists() for f in folders):
+        assert time.monotonic() < deadline, "no row started"
+        time.sleep(0.05)
+    cancel.set()  # what Ctrl-C in `cadenza workflow run --batch` does
+    t.join(15)
+    assert [r.status for r in out["r"]] == ["cancelled"] * 3
+    assert json.loads((tmp_path / "out" / "batch.json").read_text())["counts"] == {"cancelled": 3}
+    for f in folders:
+        if (f / "heartbeat").exists():
+            assert_stopped(f)

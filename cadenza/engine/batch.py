@@ -113,6 +113,8 @@ def run_batch(executor, plan: Plan, rows: list[dict[str, Any]], out: str | Path,
     def one(i: int, row: dict[str, Any]) -> RowResult:
         row_dir = out_dir / f"row-{i:04d}"
         started = time.monotonic()
+        if cancel.is_set():  # a row whose turn came after Ctrl-C
+            return RowResult(i, "cancelled", {}, 0.0, "not started: batch cancelled", str(row_dir))
         given = {**(defaults or {}), **row}
         marker = {"workflow": fingerprint, "inputs": to_jsonable(given)}
         done = _already_done(row_dir, marker)
