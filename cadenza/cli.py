@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_ctrl_c)
     code = _dispatch(args)
+    ray_runner = sys.modules.get("cadenza.engine.ray_runner")
+    if ray_runner is not None:  # stop the local Ray this process started (its task workers too)
+        ray_runner.disconnect()
     executor = sys.modules.get("cadenza.engine.executor")  # not loaded: nothing ran
     if executor is not None and executor.work_left_running():
         # A cancelled or timed-out step is still inside code no thread can stop; its result will be
@@ -99,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = wf.add_parser("run", help="run a workflow")
     w.add_argument("file", help="a workflow file, or the name of a built-in or user workflow (dub, describe_video)")
     w.add_argument("--input", action="append", default=[], metavar="NAME=VALUE", help="a workflow input (repeat for lists)")
+    _batch_option(w, "one run per row of TABLE (.csv or .jsonl, a column per input; --input values are the "
+                     "defaults), each into its own folder under --out, all rows at once")
     _run_options(w)
     w.set_defaults(func=cmd_workflow_run)
     w = wf.add_parser("schema", help="print the plan format's JSON Schema")
@@ -122,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "speed) are used, and only the lines it changes are spoken again")
     dub.add_argument("--list-languages", action="store_true",
                      help="list the languages that can be dubbed into here, with their voices, and exit")
+    _batch_option(dub, "dub every video of TABLE (.csv or .jsonl: a 'video' column, and optionally to, from, "
+                       "voice, background, subtitles_mode; flags are the defaults), each into its own folder")
     _run_options(dub)
     dub.set_defaults(func=_cmd_dub)
 
@@ -217,6 +224,12 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse or store step results")
     p.add_argument("--timeout", type=float, default=None, help="seconds allowed per step")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: CUDA when present)")
+    p.add_argument("--runner", default=None, help="threads (default), ray (a local Ray), ray:auto or ray://HOST:PORT "
+                                                  "(a cluster); else CADENZA_RUNNER or 'runner' in the config file")
+
+
+def _batch_option(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--batch", default=None, metavar="TABLE", help=text)
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
@@ -346,6 +359,8 @@ def cmd_workflow_run(args) -> int:
     args.file = str(workflow_file(args.file))  # a path, or a built-in or user workflow's name
     plan = prepare_workflow(args.file)  # its relative asset paths: under its folder; --input paths: under ./
     inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
+    if args.batch:
+        return _execute_batch(args, plan, inputs, roots=[Path(args.file).resolve().parent])
     return _execute(args, plan, inputs, Workspace.for_run(args.out, media_inputs(plan, inputs),
                                                           roots=[Path(args.file).resolve().parent]))
 
@@ -368,8 +383,12 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -
     if args.device:
         get_runtime().device = args.device
     with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
-        ex = Executor(on_event=progress.on_event, cache=not args.no_cache, timeout=args.timeout)
-        result = ex.run(plan, inputs, ws)
+        ex = Executor(on_event=progress.on_event, cache=not args.no_cache, timeout=args.timeout,
+                      runner=_runner_factory(args))
+        try:
+            result = ex.run(plan, inputs, ws)
+        finally:
+            ex.close()
     from .media import to_jsonable
 
     if finish is not None:
@@ -395,6 +414,47 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -
     if result.record_problem:
         print(f"warning: {printable(result.record_problem)}", file=sys.stderr)
     return result.exit_code
+
+
+def _runner_factory(args):
+    """What --runner (or CADENZA_RUNNER, or the config file) asks for, made when the run starts."""
+    from .engine.runners import make_runner, runner_spec
+
+    spec = runner_spec(getattr(args, "runner", None))  # a bad config file or value: said now
+    return lambda: make_runner(spec)
+
+
+def _execute_batch(args, plan, defaults: dict[str, Any], roots: list[Path]) -> int:
+    """One run per row of --batch; one line per finished row on stderr, the summary table at the end."""
+    from .engine.batch import batch_exit_code, count, read_table, run_batch
+    from .engine.executor import Executor
+    from .runtime import get_runtime
+
+    if args.device:
+        get_runtime().device = args.device
+    rows = read_table(args.batch, plan, defaults)  # a missing or unknown column, no rows: exit 2 before any run
+    ex = Executor(cache=not args.no_cache, timeout=args.timeout, runner=_runner_factory(args))
+
+    def on_row(r) -> None:
+        if not args.json:
+            extra = f": {r.error}" if r.error else ""
+            print(printable(f"row {r.row}: {r.status} ({r.seconds:.1f}s){extra}"), file=sys.stderr)
+
+    try:
+        results = run_batch(ex, plan, rows, args.out, defaults=defaults, roots=roots, on_row=on_row)
+    finally:
+        ex.close()
+    code = batch_exit_code(results)
+    summary = Path(args.out).resolve()
+    if args.json:
+        print(json.dumps({"status": "succeeded" if code == 0 else "cancelled" if code == 130 else "failed",
+                          "counts": count(results), "rows": [vars(r) for r in results],
+                          "summary_csv": str(summary / "batch.csv"), "summary_json": str(summary / "batch.json")},
+                         default=str))
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in count(results).items())
+        print(printable(f"{len(results)} rows: {counts}; summary: {summary / 'batch.csv'}"))
+    return code
 
 
 def _show(value: Any) -> str:
@@ -432,7 +492,12 @@ def _cmd_dub(args) -> int:
     from .dub_cli import dub_job  # the dubbing front lives beside this one
 
     job = dub_job(args)
-    return job if isinstance(job, int) else _execute(args, *job)
+    if isinstance(job, int):
+        return job
+    if getattr(args, "batch", None):
+        plan, defaults, roots, _ = job
+        return _execute_batch(args, plan, defaults, roots=roots)
+    return _execute(args, *job)
 
 
 # -- the agent -----------------------------------------------------------------------
@@ -469,7 +534,8 @@ def cmd_run(args) -> int:
     if args.device:
         get_runtime().device = args.device
     with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
-        agent = _agent(args, out_dir=args.out, cache=not args.no_cache, on_event=progress.on_event)
+        agent = _agent(args, out_dir=args.out, cache=not args.no_cache, on_event=progress.on_event,
+                       runner=_runner_factory(args))
         result = agent.run(args.request, args.file)
     return _print_agent_result(args, result)
 
@@ -490,7 +556,7 @@ def _print_agent_result(args, result) -> int:
 
 def cmd_chat(args) -> int:
     """Read requests line by line; '/file PATH' attaches a file, '/quit' ends."""
-    agent = _agent(args, out_dir=args.out, cache=not args.no_cache)
+    agent = _agent(args, out_dir=args.out, cache=not args.no_cache, runner=_runner_factory(args))
     pending = list(args.file)
     interactive = sys.stdin.isatty()
     code = 0

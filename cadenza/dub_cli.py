@@ -42,16 +42,24 @@ def dub_job(args) -> int | tuple:
     languages = dub_languages()
     if args.list_languages:
         return _list_dub_languages(args, languages)
-    if not args.video or not args.to:
-        raise InputError("dub: give a VIDEO (or a sound file) and --to LANG (or --list-languages)")
-    to = code(args.to)
-    if to not in languages:
+    batch = getattr(args, "batch", None)
+    if batch and (args.video or args.lines):
+        raise InputError("dub: --batch TABLE takes its videos from the table; give no VIDEO and no --lines")
+    if not batch and (not args.video or not args.to):
+        raise InputError("dub: give a VIDEO (or a sound file) and --to LANG (or --list-languages, or --batch TABLE)")
+    to = code(args.to) if args.to else ""
+    if args.to and to not in languages:
         raise InputError(f"dub: cannot dub into {args.to!r} here; supported: {', '.join(languages) or 'none'}")
     source = ""
     if args.source:
         source = whisper_code(args.source) or ""
         if not source:
             raise InputError(f"dub: unknown spoken language {args.source!r}; supported: {', '.join(WHISPER_CODES)}")
+    if batch:  # the flags are every row's defaults; the table's columns are the `dub` workflow's inputs
+        path = default_registry().get("dub").path
+        defaults = {k: v for k, v in {"to": to, "from": source, "background": args.background,
+                                      "subtitles_mode": args.subtitles, "voice": args.voice}.items() if v}
+        return prepare_workflow(path), defaults, [Path(path).parent], None
     is_audio = guess_kind(args.video) == "audio"
     if is_audio and args.subtitles == "burn":
         raise InputError(f"dub: --subtitles burn needs a video; {args.video} is a sound file")

@@ -60,7 +60,7 @@ class Agent:
     def __init__(self, llm: Any = None, tools: Registry | list[Tool] | None = None,
                  examples: ExamplePool | str | Path | None = None, *, out_dir: str | os.PathLike = "cadenza-out",
                  cache: Any = True, max_replans: int = 1, on_event: Callable[[Event], None] | None = None,
-                 **planner_options: Any):
+                 runner: Any = None, **planner_options: Any):
         self.registry = tools if isinstance(tools, Registry) else (Registry(tools) if tools else default_registry())
         self._llm_spec = llm
         self._llm = None
@@ -73,7 +73,7 @@ class Agent:
         self.examples = pool
         self.planner_options = planner_options
         self.out_dir = Path(out_dir)
-        self.executor = Executor(self.registry, cache=cache, on_event=on_event)
+        self.executor = Executor(self.registry, cache=cache, on_event=on_event, runner=runner)  # None: threads
         self.max_replans = max_replans
         self.history: list = []  # chat turns: requests and the plans made for them
         self.media: dict[str, Media] = {}  # every file given or produced so far in the conversation

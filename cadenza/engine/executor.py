@@ -13,12 +13,15 @@
 - Every run holds a lock on its output folder and writes `run.json` atomically there;
   when someone listens to events, a step's final state is on disk before its event is reported.
 - Step results are cached by tool, backend, version, arguments and input content.
+- With a remote runner (Ray: engine/ray_runner.py) only the tool call leaves this process: the
+  cache, retries, timeouts and the commit above run here as with threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import threading
 import time
@@ -40,7 +43,7 @@ from .cache import StepCache, cache_key
 from .isolation import run_in_process
 from .outdir import RecordWriter, RunLock, is_disk_full
 from .plan import Plan, Step, iter_refs, parse_ref, step_dependencies, unescape
-from .runners import StepRunner, ThreadRunner
+from .runners import StepRunner, ThreadRunner, make_runner
 from .validate import check_plan
 
 RUN_JSON_INTERVAL_S = 0.5  # how often run.json is refreshed while steps succeed
@@ -124,12 +127,17 @@ class _Outcome:
 
 
 class Executor:
-    def __init__(self, registry: Registry | None = None, *, runner: Callable[[], StepRunner] | None = None,
+    def __init__(self, registry: Registry | None = None, *,
+                 runner: Callable[[], StepRunner] | StepRunner | str | None = None,
                  cache: StepCache | bool | None = True, on_event: Callable[[Event], None] | None = None,
                  timeout: float | None = None, retries: int = 2, retry_backoff: float = 0.5,
                  runtime: ModelRuntime | None = None):
         self.registry = registry or default_registry()
-        self.runner_factory = runner or ThreadRunner
+        if isinstance(runner, str):  # "threads", "ray", "ray://HOST:PORT": connect now, before any run
+            runner = make_runner(runner)
+        # A runner handed in (not a factory, such as a class) may serve other executors: not ours to shut
+        self._owns_runner = isinstance(runner, type) or not hasattr(runner, "submit")
+        self.runner_factory = (lambda r=runner: r) if not self._owns_runner else (runner or ThreadRunner)
         self.cache = StepCache() if cache is True else (cache or None)
         self.on_event = on_event
         self.timeout = timeout
@@ -137,16 +145,19 @@ class Executor:
         self.retry_backoff = retry_backoff
         self.runtime = runtime or get_runtime()
         self._runner: StepRunner | None = None
+        self._runner_lock = threading.Lock()  # runs of a batch share one executor, hence one runner
 
     def runner(self) -> StepRunner:
         """One runner (thread pool) for the executor's life: starting threads per run is slow."""
-        if self._runner is None:
-            self._runner = self.runner_factory()
-        return self._runner
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = self.runner_factory()
+            return self._runner
 
     def close(self) -> None:
         if self._runner is not None:
-            self._runner.shutdown(wait=False)
+            if self._owns_runner:
+                self._runner.shutdown(wait=False)
             self._runner = None
 
     def run(self, plan: Plan, inputs: dict[str, Any] | None, workspace: Workspace,
@@ -158,6 +169,9 @@ class Executor:
         check_plan(plan, self.registry)
         values = resolve_inputs(plan, inputs or {}, workspace)
         self.check_literal_files(plan, workspace)
+        check_workspace = getattr(self.runner(), "check_workspace", None)
+        if check_workspace is not None:  # a cluster's nodes must see the files: said before anything runs
+            check_workspace(workspace, _input_files(values))
         lock = RunLock(workspace.out_dir).acquire()
         try:
             return _Run(self, plan, values, workspace, record or {}, cancel).execute()
@@ -174,6 +188,17 @@ class Executor:
                 if p is not None and (is_media_tag(p.tag) or local_path(p.annotation)) \
                         and not any(True for _ in iter_refs(value)):
                     convert_value(p.annotation, _unescaped(value), ws, f"step '{step.id}' argument '{name}'")
+
+
+def _input_files(values: dict[str, Any]) -> list[Path]:
+    """The files among a run's input values (media and paths), which a remote worker must see too."""
+    out = []
+    for v in values.values():
+        for x in v if isinstance(v, list) else [v]:
+            p = getattr(x, "path", x)
+            if isinstance(p, Path) or (isinstance(p, str) and os.path.isabs(p) and os.path.exists(p)):
+                out.append(Path(p))
+    return out
 
 
 def _unescaped(value: Any) -> Any:
@@ -207,6 +232,7 @@ class _Run:
                  cancel: threading.Event | None = None):
         self.ex, self.plan, self.values, self.ws, self.record = ex, plan, values, ws, record
         self.cancel = cancel
+        self.runner: StepRunner | None = None  # set when execution starts
         self.steps = {s.id: s for s in plan.steps}
         self.tools = {s.id: ex.registry.get(s.tool) for s in plan.steps}
         ids = set(self.steps)
@@ -243,7 +269,7 @@ class _Run:
     def execute(self) -> RunResult:
         self.write_run_json(force=True)
         self.emit(Event("run_started", total=len(self.steps)))
-        runner = self.ex.runner()
+        runner = self.runner = self.ex.runner()
         try:
             while self.ready or self.running:
                 self.launch_ready(runner)
@@ -295,7 +321,8 @@ class _Run:
             except CadenzaError as e:
                 self.fail(sid, e)
                 continue
-            device = self.ex.runtime.device if backend.heavy else None
+            places = getattr(runner, "places_devices", False)  # Ray places GPU steps itself
+            device = self.ex.runtime.device if backend.heavy and not places else None
             if device is not None and device in self.busy_devices:
                 still_waiting.append(sid)  # one heavy step per device at a time
                 continue
@@ -328,8 +355,9 @@ class _Run:
 
     # -- one step, in a worker thread ------------------------------------------------
     def run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any]) -> _Outcome:
+        runner = self.runner  # this run's, even if the executor dropped it on a cancel meanwhile
         ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id],
-                          cache=self.ex.cache)
+                          cache=self.ex.cache, runner=runner if hasattr(runner, "invoke") else None)
         try:
             return self._run_step(step, tool, backend, raw_args, ctx)
         except BaseException as e:
@@ -356,8 +384,7 @@ class _Run:
         while True:
             attempt += 1
             try:
-                outputs = (run_in_process(tool, dict(args), ctx) if tool.isolation == "process"
-                           else tool.invoke(dict(args), ctx))
+                outputs = self.call_tool(tool, args, ctx)
                 break
             except TransientError:
                 if attempt > retries or ctx.cancelled.is_set():
@@ -372,6 +399,15 @@ class _Run:
         if cache:
             cache.put(key, outputs)
         return self.committed[step.id]
+
+    def call_tool(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        """In this thread, in a killable process, or as a task of a remote runner (Ray); a tool
+        that only runs other steps (a workflow) stays here and hands them to the same runner."""
+        if ctx.runner is not None and not tool.runs_on_driver:
+            return ctx.runner.invoke(tool, dict(args), ctx, tool.get_backend(ctx.backend))
+        if tool.isolation == "process":
+            return run_in_process(tool, dict(args), ctx)
+        return tool.invoke(dict(args), ctx)
 
     # -- bookkeeping, in the scheduling thread -----------------------------------------
     def finish(self, fut: Future) -> None:

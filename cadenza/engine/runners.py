@@ -45,3 +45,39 @@ class SequentialRunner:
 
     def shutdown(self, wait: bool) -> None:
         pass
+
+
+RUNNER_CHOICES = "threads, sequential, ray (a local Ray), ray:auto or ray://HOST:PORT (a cluster)"
+
+
+def runner_spec(given: str | None = None) -> str:
+    """The runner asked for: `given` (--runner), else CADENZA_RUNNER, else `runner = "..."` in the
+    config file, else threads."""
+    from ..paths import load_config
+
+    spec = given or os.environ.get("CADENZA_RUNNER") or load_config().get("runner") or "threads"
+    if not isinstance(spec, str):
+        from ..errors import InputError
+        raise InputError(f"runner must be text ({RUNNER_CHOICES}), not {spec!r}")
+    spec = spec.strip()
+    if spec not in ("threads", "sequential", "ray", "ray:auto") and not spec.startswith("ray://"):
+        from ..errors import InputError
+        raise InputError(f"unknown runner {spec!r} (one of: {RUNNER_CHOICES})")
+    return spec
+
+
+def make_runner(spec: str | None = None) -> StepRunner:
+    """A runner for a spec (see runner_spec); a Ray one connects now, so a bad address is an
+    InputError before anything runs."""
+    from ..errors import InputError
+
+    spec = runner_spec(spec)
+    if spec == "threads":
+        return ThreadRunner()
+    if spec == "sequential":
+        return SequentialRunner()
+    if spec == "ray" or spec == "ray:auto" or spec.startswith("ray://"):
+        from .ray_runner import RayRunner  # Ray is an optional extra: imported only when asked for
+
+        return RayRunner(None if spec == "ray" else "auto" if spec == "ray:auto" else spec)
+    raise InputError(f"unknown runner {spec!r} (one of: {RUNNER_CHOICES})")

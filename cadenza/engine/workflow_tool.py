@@ -74,6 +74,7 @@ class WorkflowTool(Tool):
     """A workflow file as a tool. `sub_plan` is its plan (validation checks it through the step)."""
 
     isolation = "thread"
+    runs_on_driver = True  # it schedules its sub-plan's steps; they are the remote tasks
 
     def __init__(self, path: str | os.PathLike, registry: Registry | None = None):
         self.path = Path(path).resolve()
@@ -213,7 +214,8 @@ class WorkflowTool(Tool):
         plan = anchor_paths(self.sub_plan, self.folder, registry)  # its assets: under its own folder
         sub_dir = ctx.workspace.out_dir / ".cadenza" / "sub" / ctx.step_id
         ws = Workspace(sub_dir, allowed=[*ctx.workspace.allowed_roots(), self.folder], base_dir=ctx.workspace.base_dir)
-        ex = Executor(registry, cache=ctx.cache, runtime=ctx.runtime)
+        ex = Executor(registry, cache=ctx.cache, runtime=ctx.runtime,
+                      runner=ctx.runner.nested if ctx.runner is not None else None)
         try:
             result = ex.run(plan, kwargs, ws, record={"workflow": str(self.path), "step": ctx.step_id},
                             cancel=ctx.cancelled)

@@ -78,6 +78,7 @@ class ToolContext:
     notes: list[str] = field(default_factory=list)
     scratch: list[Path] = field(default_factory=list)  # every path output_path handed out
     cache: Any = None  # the run's step cache (engine.cache.StepCache) or None: for a tool that runs a sub-plan
+    runner: Any = None  # a remote runner (Ray) the run's steps go to, for a tool that runs a sub-plan
 
     def output_path(self, suffix: str, name: str | None = None) -> Path:
         """Where to write an output file; it is renamed by content when the step ends."""
@@ -135,6 +136,9 @@ class Tool:
     # "process": it runs in a worker process that is killed on cancel or timeout (engine/isolation.py),
     # for work that cannot check (a long call into native code, a subprocess).
     isolation: Literal["thread", "process"] = "thread"
+    # True for a tool that only schedules other steps (a workflow): with a remote runner it stays
+    # in the driver and hands its steps to the same runner, rather than becoming one remote task.
+    runs_on_driver: bool = False
     # False for building blocks of hand-written workflows (the dubbing line tools): the planner's
     # catalog leaves them out and offers the workflow that chains them; plans may still use them.
     plannable: bool = True
