@@ -240,7 +240,10 @@ def test_runs_overlap_queue_is_bounded_and_cancel_works(env):
     with TestClient(create_app(env / "queue-data", registry=REGISTRY, workers=2, max_queued=1)) as c:
         sound = upload(c, env / "a.wav").json()["id"]
         submit = lambda: c.post("/runs", json={"workflow_yaml": wf, "inputs": {"sound": sound}})  # noqa: E731
-        a, b = submit().json()["id"], submit().json()["id"]
+        # one at a time: the queue holds one, so b waits until a worker has taken a off it
+        a = submit().json()["id"]
+        wait_for(lambda: c.get(f"/runs/{a}").json()["status"] != "queued")
+        b = submit().json()["id"]
         # both wait at the gate at once: two runs' steps are running together
         wait_for(lambda: all(any(e["kind"] == "step_started" and e["step"] == "wait"
                                  for e in events_of_now(c, x)) for x in (a, b)))
