@@ -387,6 +387,9 @@ def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -
                       runner=_runner_factory(args))
         try:
             result = ex.run(plan, inputs, ws)
+        except CadenzaError:  # refused before any step ran: no empty output folder is left behind
+            ws.discard_if_unused()
+            raise
         finally:
             ex.close()
     from .media import to_jsonable
@@ -424,7 +427,7 @@ def _runner_factory(args):
     return lambda: make_runner(spec)
 
 
-def _execute_batch(args, plan, defaults: dict[str, Any], roots: list[Path]) -> int:
+def _execute_batch(args, plan, defaults: dict[str, Any], roots: list[Path], finish=None) -> int:
     """One run per row of --batch; one line per finished row on stderr, the summary table at the end."""
     from .engine.batch import batch_exit_code, count, read_table, run_batch
     from .engine.executor import Executor
@@ -441,7 +444,7 @@ def _execute_batch(args, plan, defaults: dict[str, Any], roots: list[Path]) -> i
             print(printable(f"row {r.row}: {r.status} ({r.seconds:.1f}s){extra}"), file=sys.stderr)
 
     try:
-        results = run_batch(ex, plan, rows, args.out, defaults=defaults, roots=roots, on_row=on_row)
+        results = run_batch(ex, plan, rows, args.out, defaults=defaults, roots=roots, on_row=on_row, finish=finish)
     finally:
         ex.close()
     code = batch_exit_code(results)
@@ -495,8 +498,8 @@ def _cmd_dub(args) -> int:
     if isinstance(job, int):
         return job
     if getattr(args, "batch", None):
-        plan, defaults, roots, _ = job
-        return _execute_batch(args, plan, defaults, roots=roots)
+        plan, defaults, roots, finish = job
+        return _execute_batch(args, plan, defaults, roots=roots, finish=finish)
     return _execute(args, *job)
 
 

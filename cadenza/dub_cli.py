@@ -59,7 +59,7 @@ def dub_job(args) -> int | tuple:
         path = default_registry().get("dub").path
         defaults = {k: v for k, v in {"to": to, "from": source, "background": args.background,
                                       "subtitles_mode": args.subtitles, "voice": args.voice}.items() if v}
-        return prepare_workflow(path), defaults, [Path(path).parent], None
+        return prepare_workflow(path), defaults, [Path(path).parent], dub_finish
     is_audio = guess_kind(args.video) == "audio"
     if is_audio and args.subtitles == "burn":
         raise InputError(f"dub: --subtitles burn needs a video; {args.video} is a sound file")
@@ -77,24 +77,25 @@ def dub_job(args) -> int | tuple:
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"dub: cannot read --lines {args.lines}: {getattr(e, 'strerror', None) or e}") from None
     ws = Workspace.for_run(args.out, media_inputs(plan, inputs), roots=[Path(path).parent])
+    return plan, inputs, ws, lambda result: dub_finish(result, ws)
 
-    def finish(result) -> dict[str, Any]:
-        """dub_lines.json beside the outputs: the speech step's report under the name a person looks
-        for (also when a later step failed: the lines are reviewable once they are spoken)."""
-        outputs = dict(result.outputs)
-        outputs.pop("lines", None)  # the same as the report, which a person reads as a file
-        speech = result.steps.get("speech")
-        report = (speech.outputs or {}).get("report") if speech and speech.status in ("succeeded", "cached") else None
-        if report:
-            target = ws.out_dir / "dub_lines.json"
-            tmp = target.with_name(".dub_lines.json.part")
-            shutil.copyfile(report["path"] if isinstance(report, dict) else report, tmp)
-            os.replace(tmp, target)  # an edited dub_lines.json given as --lines is replaced whole or not at all
-            outputs["dub_lines"] = target
-            outputs.pop("report", None)
-        return outputs
 
-    return plan, inputs, ws, finish
+def dub_finish(result, ws: Workspace) -> dict[str, Any]:
+    """dub_lines.json beside the outputs: the speech step's report under the name a person looks
+    for (also when a later step failed: the lines are reviewable once they are spoken). Returns the
+    outputs to show. A batch calls it for every row, with the row's workspace."""
+    outputs = dict(result.outputs)
+    outputs.pop("lines", None)  # the same as the report, which a person reads as a file
+    speech = result.steps.get("speech")
+    report = (speech.outputs or {}).get("report") if speech and speech.status in ("succeeded", "cached") else None
+    if report:
+        target = ws.out_dir / "dub_lines.json"
+        tmp = target.with_name(".dub_lines.json.part")
+        shutil.copyfile(report["path"] if isinstance(report, dict) else report, tmp)
+        os.replace(tmp, target)  # an edited dub_lines.json given as --lines is replaced whole or not at all
+        outputs["dub_lines"] = target
+        outputs.pop("report", None)
+    return outputs
 
 
 def _list_dub_languages(args, languages: dict[str, list[tuple[str, str, str]]]) -> int:

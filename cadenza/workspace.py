@@ -28,6 +28,7 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # 'openai/whisper-base': a 
 
 class Workspace:
     def __init__(self, out_dir: str | os.PathLike, *, allowed: list[str | os.PathLike] = (), base_dir: str | os.PathLike | None = None):
+        self._made_out_dir = not _exists(Path(out_dir).expanduser())  # see discard_if_unused
         self.out_dir = make_out_dir(out_dir)
         self.scratch_dir = self.out_dir / ".cadenza" / "scratch"
         self.base_dir = Path(base_dir or os.getcwd()).resolve()  # relative input paths start here
@@ -55,6 +56,21 @@ class Workspace:
                 if not any(d in lexical.parents for d in ws._allowed_dirs):
                     ws.allow(v)
         return ws
+
+    def discard_if_unused(self) -> None:
+        """Remove the output folder if this workspace made it and nothing but empty folders is in
+        it: bad input found before any step ran (an unreachable cluster, a missing file) leaves no
+        empty folder behind. A folder the user made, or one holding any file, is left alone."""
+        if not self._made_out_dir:
+            return
+        try:
+            inside = sorted(self.out_dir.rglob("*"), key=lambda p: len(p.parts), reverse=True)  # deepest first
+            if any(p.is_symlink() or not p.is_dir() for p in inside):
+                return
+            for p in [*inside, self.out_dir]:
+                p.rmdir()
+        except OSError:  # something appeared meanwhile, or no permission: keep what is there
+            pass
 
     def allow(self, path: str | os.PathLike) -> Path:
         """Add a file or folder the user passed to the allowed roots."""

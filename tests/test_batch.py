@@ -81,3 +81,52 @@ def test_dub_batch_reads_the_dub_workflows_columns(tmp_path):
     assert_one_line_error(cadenza("dub", "s.wav", "--batch", table, "--out", "o", cwd=tmp_path), 2,
                           "--batch TABLE takes its videos from the table")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_single_run_refused_for_an_unreachable_cluster_leaves_no_output_folder(tmp_path):
+    wf = write(tmp_path / "wf.yaml", WF)
+    tone(tmp_path / "s.wav", seconds=0.3)
+    r = cadenza("workflow", "run", wf, "--input", "sound=s.wav", "--runner", "ray://127.0.0.1:1", "--out", "o",
+                cwd=tmp_path)
+    assert_one_line_error(r, 2, "Ray cluster ray://127.0.0.1:1 is not reachable")
+    assert not (tmp_path / "o").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made is theirs: kept, though the run was refused
+    r = cadenza("workflow", "run", wf, "--input", "sound=s.wav", "--runner", "ray://127.0.0.1:1", "--out", "mine",
+                cwd=tmp_path)
+    assert r.returncode == 2 and (tmp_path / "mine").is_dir()
+
+
+def test_dub_batch_dubs_each_row_into_its_folder_with_its_lines_and_a_bad_row_fails_alone(workdir, monkeypatch):
+    """Two real rows (a clip dubbed into Spanish; a video that does not exist), threads."""
+    from cadenza import cli
+    from cadenza.llm.testing import ScriptedChatModel
+    from cadenza.tools.speech.translate import translation_llm
+    from tests.test_dub import _clip, _translator
+
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
+    (workdir / "media").mkdir()
+    _clip(workdir / "media" / "clip.mp4")
+    write(workdir / "media" / "videos.csv", "video,background\nclip.mp4,keep\nnone.mp4,\n")
+    llm = ScriptedChatModel([_translator] * 20)
+    with translation_llm(llm):
+        code = cli.main(["dub", "--batch", "media/videos.csv", "--to", "es", "--out", "out", "--json"])
+    assert code == 1  # one row failed
+    summary = json.loads((workdir / "out" / "batch.json").read_text())
+    first, second = summary["rows"]
+    assert (first["status"], second["status"]) == ("succeeded", "failed")
+    assert "none.mp4" in second["error"]
+    row = workdir / "out" / "row-0001"
+    lines = json.loads((row / "dub_lines.json").read_text(encoding="utf-8"))  # as a single dub writes it
+    assert lines["language"] == "es" and "Buenos días" in " ".join(ln["translation"] for ln in lines["lines"])
+    assert first["outputs"]["dub_lines"] == str(row / "dub_lines.json") and "report" not in first["outputs"]
+    dubbed = Path(first["outputs"]["video"]["path"])
+    assert dubbed.parent == row and dubbed.exists()
+    run = json.loads((row / "run.json").read_text())
+    assert run["inputs"]["to"] == "es" and run["inputs"]["background"] == "keep"  # the flag, then the column
+
+    # the same batch again: the dubbed row is done (its outputs as shown before), only the bad row runs
+    with translation_llm(ScriptedChatModel([])):
+        code = cli.main(["dub", "--batch", "media/videos.csv", "--to", "es", "--out", "out", "--json"])
+    again = json.loads((workdir / "out" / "batch.json").read_text())["rows"]
+    assert code == 1 and [r["status"] for r in again] == ["done", "failed"]
+    assert again[0]["outputs"] == first["outputs"]

@@ -96,9 +96,12 @@ def _anchor(value: Any, base: Path) -> Any:
 
 def run_batch(executor, plan: Plan, rows: list[dict[str, Any]], out: str | Path, *, defaults: dict[str, Any] | None = None,
               roots: list[Path] = (), cancel: threading.Event | None = None,
-              on_row: Callable[[RowResult], None] | None = None) -> list[RowResult]:
+              on_row: Callable[[RowResult], None] | None = None,
+              finish: Callable[[Any, Workspace], dict[str, Any]] | None = None) -> list[RowResult]:
     """Run every row (see the module's text); returns the rows' results in table order and writes
-    the summary. Ctrl-C in the calling thread cancels every open row's run."""
+    the summary. Ctrl-C in the calling thread cancels every open row's run. `finish(result, ws)`,
+    when given, runs after each row's run (a failed one too) and returns the outputs to show, as
+    for a single run (dubbing copies its dub_lines.json into the row's folder)."""
     from .workflow import media_inputs, parse_input_value
 
     runner = executor.runner()  # one runner for every row, made (connected) before any row or folder
@@ -125,6 +128,7 @@ def run_batch(executor, plan: Plan, rows: list[dict[str, Any]], out: str | Path,
                       if isinstance(v, str) else v for k, v in given.items()}
             ws = Workspace.for_run(row_dir, media_inputs(plan, inputs), roots=list(roots))
             result = executor.run(plan, inputs, ws, record={"batch_row": i}, cancel=cancel)
+            shown = finish(result, ws) if finish is not None else result.outputs
         except CancelledError:
             return RowResult(i, "cancelled", {}, time.monotonic() - started, "cancelled", str(row_dir))
         except CadenzaError as e:  # this row's input (a missing file): this row fails, the others go on
@@ -134,11 +138,12 @@ def run_batch(executor, plan: Plan, rows: list[dict[str, Any]], out: str | Path,
                 return RowResult(i, "cancelled", {}, time.monotonic() - started, "cancelled", str(row_dir))
             return RowResult(i, "failed", {}, time.monotonic() - started, f"{type(e).__name__}: {one_line(e)}",
                              str(row_dir))
-        if result.ok:
+        if result.ok:  # what a re-run of the batch finds: this row is done, with these outputs
             (row_dir / ".cadenza").mkdir(parents=True, exist_ok=True)
-            atomic_write_text(row_dir / ".cadenza" / "batch_row.json", json.dumps(marker, sort_keys=True))
+            atomic_write_text(row_dir / ".cadenza" / "batch_row.json",
+                              json.dumps({**marker, "outputs": to_jsonable(shown)}, sort_keys=True, default=str))
         errors = result.errors()
-        return RowResult(i, result.status, to_jsonable(result.outputs), round(result.seconds, 3),
+        return RowResult(i, result.status, to_jsonable(shown), round(result.seconds, 3),
                          errors[0] if errors else None, str(row_dir))
 
     pool = ThreadPoolExecutor(min(len(rows), MAX_ROWS_AT_ONCE), thread_name_prefix="cadenza-row")
@@ -170,15 +175,16 @@ def _already_done(row_dir: Path, marker: dict[str, Any]) -> dict[str, Any] | Non
     """The outputs of this row's earlier run, if it succeeded with the same workflow and values and
     its output files are still there; else None."""
     try:
-        if json.loads((row_dir / ".cadenza" / "batch_row.json").read_text()) != json.loads(json.dumps(marker, sort_keys=True)):
-            return None
+        done = json.loads((row_dir / ".cadenza" / "batch_row.json").read_text())
         run = json.loads((row_dir / "run.json").read_text())
     except (OSError, ValueError):
         return None
-    if run.get("status") != "succeeded":
+    same = {k: done.get(k) for k in marker} == json.loads(json.dumps(marker, sort_keys=True))
+    if not same or run.get("status") != "succeeded":
         return None
-    outputs = run.get("outputs") or {}
-    files = [v["path"] for v in _walk(outputs) if isinstance(v, dict) and "path" in v]
+    outputs = done.get("outputs", run.get("outputs") or {})
+    files = [v["path"] if isinstance(v, dict) else v for v in _walk(outputs)
+             if (isinstance(v, dict) and "path" in v) or (isinstance(v, str) and os.path.isabs(v))]
     return outputs if all(Path(f).exists() for f in files) else None
 
 
