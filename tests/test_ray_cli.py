@@ -100,27 +100,37 @@ def _can_hide_folders() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow  # two Ray nodes and three CLI processes: about 40 s alone, over 100 s on a busy machine
 @pytest.mark.skipif(not _can_hide_folders(), reason="needs unshare --mount (root or user namespaces)")
-def test_a_node_that_cannot_see_the_workspace_is_refused_before_anything_runs(tmp_path):
-    """A real two-node Ray cluster on this machine: the head sees everything; the second node runs
-    in a mount namespace where the shared folder is an empty tmpfs, as on a machine that does not
-    mount it. The CLI joins the cluster by address and must refuse the run in one line."""
+def test_a_cluster_by_address_runs_and_a_node_that_cannot_see_the_workspace_is_refused(tmp_path):
+    """A real Ray cluster on this machine, joined by address. With the head alone, a run through
+    Ray Client (ray://HOST:PORT) succeeds. Then a second node joins from a mount namespace where the
+    shared folder is an empty tmpfs, as on a machine that does not mount it: the CLI (ray:auto)
+    must refuse the run in one line before anything runs."""
     from tests.media_factory import tone
 
     shared = tmp_path / "shared"
     shared.mkdir()
     write(shared / "wf.yaml", "steps:\n  - {id: f, tool: fade_audio, args: {audio: s.wav, fade_in: 0.1}}\n")
     tone(shared / "s.wav", seconds=0.3)
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
     ray = shutil.which("ray")
     # --block: each `ray start` stays up and takes its node down when stopped, so the test stops
     # only the nodes it started (not another Ray on this machine, as `ray stop` would)
     nodes = [subprocess.Popen([ray, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-                               "--disable-usage-stats", "--block"], env=env, start_new_session=True,
+                               f"--ray-client-server-port={client_port}", "--disable-usage-stats", "--block"], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
         _wait_for_nodes(1, port, env)
+        r = subprocess.run([sys.executable, "-m", "cadenza.cli", "workflow", "run", "wf.yaml", "--runner",
+                            f"ray://127.0.0.1:{client_port}", "--out", "ok", "--json"], cwd=shared,
+                           capture_output=True, text=True, env=_without_pythonpath(env), timeout=180)
+        assert r.returncode == 0, r.stderr[-3000:]
+        faded = json.loads(r.stdout)["outputs"]["f"]
+        assert Path(faded["path"]).parent == shared / "ok" and faded["duration"] > 0.25
+        assert json.loads((shared / "ok" / "run.json").read_text())["status"] == "succeeded"
+
         nodes.append(subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
              f'mount -t tmpfs none "{shared}" && exec "{ray}" start --address=127.0.0.1:{port} --num-cpus=1 '
@@ -148,6 +158,13 @@ def _stop(node: subprocess.Popen) -> None:
         node.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+def _without_pythonpath(env: dict) -> dict:
+    """The client's environment without PYTHONPATH (the nodes have it already): with it, Ray Client
+    would ask the head for a runtime_env, whose agent can still be starting on a fresh cluster
+    ("Initialization failure from server")."""
+    return {k: v for k, v in env.items() if k != "PYTHONPATH"}
 
 
 def _free_port() -> int:
