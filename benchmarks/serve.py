@@ -39,10 +39,7 @@ import json
 import math
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +49,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.serve_helper import LiveServer, free_port  # noqa: E402
 
 TARGETS = {"rss_growth": 0.10}  # at most: RSS after TOTAL runs / RSS after BURST runs - 1
 CLIENTS = 4
@@ -80,12 +80,6 @@ class Deadline:
         return self.end - time.monotonic()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     n = int(seconds * rate)
     frames = bytearray()
@@ -99,49 +93,23 @@ def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     return path
 
 
-class Server:
-    """`cadenza serve` as a subprocess, with the repository first on PYTHONPATH (this checkout, not
-    whatever `cadenza` is installed) and an empty config, so no user plugin or MCP server is loaded."""
+class Server(LiveServer):
+    """`cadenza serve` (tests/serve_helper.py) with a temporary --data folder and cache, and an empty
+    config, so no user plugin or MCP server is loaded."""
 
     def __init__(self, tmp: Path, queue: int):
         self.data = tmp / "data"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-               "CADENZA_CACHE_DIR": str(tmp / "cache"), "CADENZA_CONFIG": str(tmp / "no-config.toml"),
-               "CADENZA_SERVE_LOG": "warning"}
-        self.log = open(tmp / "server.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "cadenza.cli", "serve", "--host", "127.0.0.1",
-                                      "--port", str(self.port), "--data", str(self.data), "--queue", str(queue),
-                                      "--no-cache"], env=env, cwd=tmp, stdout=self.log, stderr=subprocess.STDOUT)
-        t = time.monotonic()
-        while True:
-            try:
-                if httpx.get(self.url + "/workflows", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() - t > 60:
-                self.stop()
-                raise RuntimeError(f"server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        self.start_s = time.monotonic() - t
+        port = free_port()
+        super().__init__([sys.executable, "-m", "cadenza.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                          "--data", str(self.data), "--queue", str(queue), "--no-cache"], port,
+                         {"CADENZA_CACHE_DIR": str(tmp / "cache"), "CADENZA_CONFIG": str(tmp / "no-config.toml")},
+                         cwd=tmp)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         raise RuntimeError("no VmRSS")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def pct(values: list[float], q: float) -> float:

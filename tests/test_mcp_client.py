@@ -28,7 +28,7 @@ from cadenza.tools.mcp_client import annotation_for, media_kind  # noqa: E402
 from cadenza.tools.registry import Registry, builtin_tools  # noqa: E402
 from cadenza.workspace import Workspace  # noqa: E402
 from tests.media_factory import decode, tone  # noqa: E402
-from tests.test_server_live import free_port  # noqa: E402
+from tests.serve_helper import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

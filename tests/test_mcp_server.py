@@ -27,7 +27,7 @@ from mcp.shared.exceptions import McpError  # noqa: E402
 
 from tests.media_factory import tone  # noqa: E402
 from tests.server_tools import registry  # noqa: E402
-from tests.test_server_live import free_port  # noqa: E402
+from tests.serve_helper import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = {"steps": [{"id": "level", "tool": "normalize_audio", "args": {"audio": "$voice", "target_lufs": -20}}]}

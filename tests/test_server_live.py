@@ -5,7 +5,6 @@ of a run (interrupted, then resumed from the cache), and the README's curl examp
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -18,50 +17,14 @@ import httpx
 import pytest
 
 from tests.media_factory import tone
+from tests.serve_helper import ROOT, LiveServer, free_port
 from tests.server_tools import gated_workflow
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`argv` started with the repository on PYTHONPATH; waits until the API answers."""
-
-    def __init__(self, argv: list[str], cache: Path, cwd: Path | None = None):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               "CADENZA_CACHE_DIR": str(cache), "CADENZA_SERVE_LOG": "warning"}
-        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.port = int(argv[argv.index("--port") + 1]) if "--port" in argv else int(argv[-1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/workflows", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(f"server did not start: {self.proc.stdout.read().decode()[-2000:]}")
-            time.sleep(0.2)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def test_server(data: Path, cache: Path, port: int | None = None) -> Server:
-    return Server([sys.executable, "-m", "tests.server_tools", str(data), str(port or free_port())], cache, cwd=ROOT)
+def test_server(data: Path, cache: Path, port: int | None = None) -> LiveServer:
+    port = port or free_port()
+    return LiveServer([sys.executable, "-m", "tests.server_tools", str(data), str(port)], port,
+                      {"CADENZA_CACHE_DIR": str(cache)}, cwd=ROOT)
 
 
 test_server.__test__ = False  # a helper, not a test
@@ -196,8 +159,8 @@ def test_readme_curl_example_runs_as_written(tmp_path):
     assert serve_block.startswith("cadenza serve") and block.startswith("RUN=$(curl")
     port = free_port()
     (tmp_path / "examples").symlink_to(ROOT / "examples")
-    server = Server([sys.executable, "-m", "cadenza.cli", "serve", "--port", str(port), "--data", str(tmp_path / "data")],
-                    tmp_path / "cache", cwd=tmp_path)
+    argv = [sys.executable, "-m", "cadenza.cli", "serve", "--port", str(port), "--data", str(tmp_path / "data")]
+    server = LiveServer(argv, port, {"CADENZA_CACHE_DIR": str(tmp_path / "cache")}, cwd=tmp_path)
     try:
         script = block.replace("localhost:8000", f"localhost:{port}")
         r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,

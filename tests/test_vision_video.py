@@ -228,6 +228,45 @@ def test_subtitles_replaced_in_place_and_a_short_word_are_each_read():
     assert reader.reads == 4  # each line read once: the repeats and the blank were not read again
 
 
+def test_a_frame_the_text_reader_read_whole_is_not_read_again_when_captioned(tmp_path, monkeypatch):
+    """Panning stripes behind a title: each 0.5 s sample has changed all over and is read whole, and the frames
+    captioned (1 s and 3 s with every=2) are such samples. Their text goes with them to the offline describer:
+    each frame is read once, and the descriptions are those of a run where the describer reads them again."""
+    import collections
+    import hashlib
+
+    from cadenza.tools.vision import describe_offline as offline
+    from cadenza.tools.vision.screen_text import ScreenText
+
+    clip = vm.make_panning_clip(tmp_path / "pan.mp4", "HARBOUR TOUR")
+    reads = collections.Counter()
+    read_text = offline.read_text
+
+    def counted(engine, rgb, *args, **kwargs):  # a picture read, by its pixels (a frame or a part of one)
+        reads[rgb.shape, hashlib.sha1(rgb.tobytes()).hexdigest()] += 1
+        return read_text(engine, rgb, *args, **kwargs)
+
+    def caption():
+        reads.clear()
+        out, _ = run_tool(cv.caption_video, tmp_path, video=str(clip), every=2.0, transcribe=False)
+        return [(s.start, s.end, s.frame_times, s.description) for s in out["scenes"]]
+
+    monkeypatch.setattr(offline, "read_text", counted)
+    shared = caption()
+    once = sum(reads.values())
+    assert max(reads.values()) == 1  # each frame read at most once
+    assert [t for *_, times, _ in shared for t in times] == [1.0, 3.0] and "HARBOUR TOUR" in shared[0][3]
+
+    sample = ScreenText.sample
+
+    def not_handed_on(self, frame, t):  # the reader reads as before; the describer reads every frame itself
+        sample(self, frame, t)
+
+    monkeypatch.setattr(ScreenText, "sample", not_handed_on)
+    assert caption() == shared
+    assert max(reads.values()) == 2 and sum(reads.values()) == once + 2  # the two captioned frames, read twice
+
+
 def test_batches_group_the_frames_of_a_scene(monkeypatch):
     requests = []
 

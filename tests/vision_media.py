@@ -162,6 +162,32 @@ def make_clip(path, shots: list[Shot], width: int = 320, height: int = 180, fps:
     return Clip(path=path, duration=duration, cuts=cuts, texts=texts, shots=list(shots))
 
 
+def make_panning_clip(path, text: str, seconds: float = 4.0, width: int = 320, height: int = 180,
+                      fps: int = 25) -> Path:
+    """An H.264 .mp4 of smooth stripes panning a pixel a frame behind a fixed title box: one frame to the
+    next changes little (no cut), but half a second on the stripes have moved all over the picture."""
+    import av
+    from PIL import Image, ImageDraw
+
+    path = Path(path)
+    x = np.arange(width)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "23"})
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        for i in range(round(seconds * fps)):
+            wave = (110 + 60 * np.sin(2 * np.pi * (x + i) / 80)).astype(np.uint8)
+            stripes = np.stack([wave, wave // 2 + 40, 255 - wave], -1)[None].repeat(height, 0)
+            img = Image.fromarray(np.ascontiguousarray(stripes))
+            d = ImageDraw.Draw(img)
+            d.rectangle((width // 5, int(height * 0.67), width - width // 5, int(height * 0.89)), fill=(245, 245, 235))
+            d.text((width // 5 + 15, int(height * 0.71)), text, font=_font(max(12, height // 9)), fill=(15, 15, 15))
+            frame = av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+    return path
+
+
 def _read_wav(path: Path, rate: int) -> np.ndarray:
     import wave
 

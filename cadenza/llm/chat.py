@@ -16,10 +16,11 @@ What the callers need of a model is asked as a capability, never by its class:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import CadenzaError, InputError, LLMConfigError, LLMError
 from ..paths import load_config
@@ -170,3 +171,31 @@ def tool_llm_choice(env_var: str, config_key: str) -> str | None:
             return None if str(value).strip().lower() in _OFF else str(value).strip()
     chosen = os.environ.get("CADENZA_LLM") or config.get("llm")
     return chosen if chosen and str(chosen) not in LOCAL_SPECS else None
+
+
+class ToolLLM:
+    """The LLM one rule-reading tool asks: the model set with `using` (tests, notebooks), else the one
+    chosen on purpose for it (tool_llm_choice(env_var, config_key)); None: read by rules.
+
+    The models set with `using` are one stack per tool shared by every thread, as the tools had it:
+    a test or notebook sets one around whole calls."""
+
+    def __init__(self, env_var: str, config_key: str):
+        self.env_var = env_var
+        self.config_key = config_key
+        self._using: list[Any] = []
+
+    @contextlib.contextmanager
+    def using(self, model: Any) -> Iterator[None]:
+        """Let this LangChain chat model (or spec) be the tool's LLM inside the block."""
+        self._using.append(model)
+        try:
+            yield
+        finally:
+            self._using.pop()
+
+    def choice(self) -> Any:
+        """The model or spec to ask, or None for the rules."""
+        if self._using:
+            return self._using[-1]
+        return tool_llm_choice(self.env_var, self.config_key)

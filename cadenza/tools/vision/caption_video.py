@@ -14,7 +14,8 @@ downscaled frames at any time, so memory does not grow with the video's length:
 
 Captioned frames go to the chosen backend (common.py) in batches: the frames of one scene together with
 `scene=True` (a model that takes video describes them as one clip), single frames of short scenes batched
-together. The speech is then transcribed by the transcribe tool, a minute of sound at a time (video_speech.py).
+together. A captioned frame that `ScreenText` read whole goes with what it read, so the offline describer does not
+read it again. The speech is then transcribed by the transcribe tool, a minute of sound at a time (video_speech.py).
 Scenes, descriptions and on-screen text are timed by the frames' own timestamps (stream start subtracted),
 the same clock as extract_frame and detect_scenes.
 """
@@ -36,7 +37,7 @@ from ..types import PathOrName, Range
 from .backends import CAPTION_BACKENDS
 from .common import Caption, CaptionRequest, SceneCaption, VideoCaptions
 from .scenes import SceneDetector, _first_line, frame_time, stream_offset, trim_heap, video_end
-from .screen_text import ScreenText
+from .screen_text import FrameText, ScreenText
 from .video_speech import transcribe_video
 
 CAPTION_SIDE = 640  # captioned frames are downscaled to at most this long (the models take 224-448 px)
@@ -96,19 +97,30 @@ class FramePicker:
 
 
 class Captioner:
-    """Sends chosen frames to a captioning backend in batches; `results` holds (time, Caption) in time order."""
+    """Sends chosen frames to a captioning backend in batches; `results` holds (time, Caption) in time order.
+    `text_read` holds what the screen-text reader read in whole frames, by frame time, until a frame at or after
+    that time is captioned."""
 
     def __init__(self, ctx: ToolContext, backend: str, question: str | None, model: str | None):
         self.ctx, self.module = ctx, CAPTION_BACKENDS[backend]
         self.question, self.model = question, model
         self.batch = BATCH.get(backend, 1)
-        self.pending: list[tuple[int, float, Any]] = []
+        self.pending: list[tuple[int, float, Any, list | None]] = []  # (scene, time, image, text read in it)
         self.results: list[tuple[float, Caption]] = []
+        self.text_read: dict[float, FrameText] = {}
 
     def add(self, scene: int, t: float, img) -> None:
-        self.pending.append((scene, t, img))
+        self.pending.append((scene, t, img, self._read_in(t, img)))
         if len(self.pending) >= self.batch:
             self.flush()
+
+    def _read_in(self, t: float, img) -> list | None:
+        """The lines read in this very frame (its time, at its size), or None. Frames come in time order: the
+        readings of frames up to this one are no longer needed."""
+        read = self.text_read.get(t)
+        for seen in [k for k in self.text_read if k <= t]:
+            del self.text_read[seen]
+        return read.lines if read is not None and read.size == getattr(img, "size", None) else None
 
     def flush(self) -> None:
         pending, self.pending = self.pending, []
@@ -121,13 +133,13 @@ class Captioner:
             groups.append((singles, len(singles) == 1))
         for group, one_scene in groups:
             self.ctx.check_cancelled()
-            request = CaptionRequest(images=[img for _, _, img in group], question=self.question, model=self.model,
-                                     scene=one_scene)
+            request = CaptionRequest(images=[img for _, _, img, _ in group], question=self.question, model=self.model,
+                                     scene=one_scene, text_read=[read for *_, read in group])
             caps = self.module.caption(self.ctx, request)
             if len(caps) != len(group):
                 raise ToolError(f"caption_video: the {self.module.BACKEND.name} backend returned {len(caps)} "
                                 f"captions for {len(group)} frames")
-            self.results.extend((t, c) for (_, t, _), c in zip(group, caps))
+            self.results.extend((t, c) for (_, t, _, _), c in zip(group, caps))
         self.results.sort(key=lambda x: x[0])
 
 
@@ -166,7 +178,9 @@ def _stream(video: Video, ctx: ToolContext, captioner: Captioner, every: float, 
                 if cut is not None:
                     picker.cut(cut)
                 if t >= next_text - 1e-6:
-                    reader.sample(frame, t)
+                    read = reader.sample(frame, t)
+                    if read is not None:
+                        captioner.text_read[t] = read
                     next_text = (int(t / text_every + 1e-6) + 1) * text_every
                 picker.offer(frame, t)
                 if t >= next_trim:

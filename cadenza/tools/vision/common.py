@@ -34,6 +34,9 @@ class CaptionRequest:
     # the pictures are frames of one scene of a video, in time order: a backend whose model takes video
     # (several frames at once) may describe them together and return one Caption per frame (the same text)
     scene: bool = False
+    # per picture, the lines OCR already read in that very picture (describe_offline.TextLine; None: not read),
+    # so a backend that reads text does not read it again (caption_video: frames its screen-text reader read)
+    text_read: list[list[Any] | None] | None = None
 
 
 @dataclass

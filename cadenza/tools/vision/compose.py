@@ -13,32 +13,17 @@ The embedded models ('local', 'local-small') are asked only when named in 2.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Any, Iterator
+from typing import Any
 
-from ...llm.chat import tool_llm_choice
+from ...llm.chat import ToolLLM
 
-_override: list[Any] = []
 MAX_CHARS = 500  # two sentences; a longer answer is the model rambling past the facts
 NO_QUESTIONS = "the offline backend describes the picture but cannot answer questions"
 
-
-@contextlib.contextmanager
-def vision_llm(model: Any) -> Iterator[None]:
-    """Let this LangChain chat model (or spec) write the offline captions inside the block (tests, notebooks)."""
-    _override.append(model)
-    try:
-        yield
-    finally:
-        _override.pop()
-
-
-def configured_llm() -> Any:
-    """The LLM that writes offline captions (a model or a spec), or None for the template (see the module's doc)."""
-    if _override:
-        return _override[-1]
-    return tool_llm_choice("CADENZA_VISION_LLM", "vision_llm")
+CAPTION_LLM = ToolLLM("CADENZA_VISION_LLM", "vision_llm")  # the LLM that writes offline captions
+vision_llm = CAPTION_LLM.using  # with vision_llm(model): ... (tests, notebooks)
+configured_llm = CAPTION_LLM.choice  # a model or a spec, or None for the template (see the module's doc)
 
 
 SYSTEM = """You write the caption of a picture you cannot see, from what detectors found in it. Use only these

@@ -432,9 +432,11 @@ TEXT_LIKELIHOOD_MIN = 0.0005  # under this share of strong-edge pixels OCR is sk
 
 
 def describe_image(img: PILImage.Image, ctx: Any = None, question: str | None = None, *,
-                   ocr: Literal["auto", "always", "never"] = "auto") -> ImageFindings:
+                   ocr: Literal["auto", "always", "never"] = "auto",
+                   text_read: list[TextLine] | None = None) -> ImageFindings:
     """Everything this backend can say about `img` (see the module docstring). `question` is recorded but not
-    answered: there is no language model here."""
+    answered: there is no language model here. `text_read`: what read_text already found in this very picture
+    (at this size, by the `ocr` rule), taken instead of reading it again."""
     import cv2
 
     from ..image.ops.util import detect_faces
@@ -458,11 +460,13 @@ def describe_image(img: PILImage.Image, ctx: Any = None, question: str | None = 
     lap("labels", t0)
 
     t0 = time.perf_counter()
-    likely = text_likelihood(gray)
-    text: list[TextLine] = []
-    if ocr == "always" or (ocr == "auto" and likely >= TEXT_LIKELIHOOD_MIN):
+    if text_read is not None:  # read before (caption_video's screen-text reader): not read again
+        text = list(text_read)
+    elif ocr == "always" or (ocr == "auto" and text_likelihood(gray) >= TEXT_LIKELIHOOD_MIN):
         with _model(ctx, OCR_KEY, load_ocr) as engine:
             text = read_text(engine, rgb)
+    else:
+        text = []
     lap("text", t0)
 
     t0 = time.perf_counter()
@@ -489,8 +493,9 @@ def describe_image(img: PILImage.Image, ctx: Any = None, question: str | None = 
 def caption(ctx: Any, request: CaptionRequest) -> list[Caption]:
     """Backend entry point (see common.py): each picture described on its own, one after another."""
     out = []
-    for img in request.images:
+    text_read = request.text_read or [None] * len(request.images)
+    for img, known in zip(request.images, text_read):
         ctx.check_cancelled() if hasattr(ctx, "check_cancelled") else None
-        f = describe_image(img, ctx, request.question)
+        f = describe_image(img, ctx, request.question, text_read=known)
         out.append(Caption(text=f.sentence, findings=f.model_dump(mode="json"), screen_text=[t.text for t in f.text]))
     return out

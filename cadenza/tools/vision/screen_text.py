@@ -14,6 +14,9 @@ Reading every sample with RapidOCR would cost ~60-250 ms a frame, so a sample is
 So a title held for 5 s is read once. Lines are matched to the text already seen by their letters (case,
 spaces and punctuation ignored; a reading within `_SIMILAR` of a known one is the same line, as OCR misreads a
 letter now and then); a line not seen for `_GAP` samples ends, and seen again later starts a new segment.
+
+What a whole-frame read found is handed back (`FrameText`): when caption_video also captions that very frame,
+the offline describer takes it instead of reading the frame again.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ _MARGIN = 3  # small pixels added round a changed area
 _STROKES = 3  # a changed part is read when its strong edges form this many separate marks (letters)
 _SIMILAR = 0.8  # difflib ratio of two readings of the same line
 _GAP = 3  # samples a line may go unseen and continue (a missed reading)
+
+
+@dataclass
+class FrameText:
+    """The lines read in a whole frame, as describe_offline.read_text gave them ([] when it was skipped for
+    having no text-like edges), and the size the frame was read at."""
+    size: tuple[int, int]  # width, height
+    lines: list[offline.TextLine]
 
 
 @dataclass
@@ -66,19 +77,22 @@ class ScreenText:
         self.reads = self.samples = 0  # OCR calls, frames sampled: for the benchmark
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, frame, t: float) -> None:
+    def sample(self, frame, t: float) -> FrameText | None:
+        """Reads what changed in `frame` (see the module's doc); what was read when the whole frame was, else None."""
         self.samples += 1
         sw, sh = _size(frame.width, frame.height, SMALL_SIDE)
         small = frame.reformat(width=sw, height=sh, format="gray").to_ndarray().astype(np.int16)
+        whole = None
         if self._ref is None or self._ref.shape != small.shape:
-            self._read(frame, small, None)
+            whole = self._read(frame, small, None)
         else:
             changed = np.abs(small - self._ref) > _DIFF
             if int(changed.sum()) >= _CHANGED_MIN:
                 boxes = self._changed_boxes(changed)
                 area = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes)
-                self._read(frame, small, boxes if area <= _PARTIAL_MAX * small.size else None)
+                whole = self._read(frame, small, boxes if area <= _PARTIAL_MAX * small.size else None)
         self._seen(t)
+        return whole
 
     def _changed_boxes(self, changed: np.ndarray) -> list[tuple[int, int, int, int]]:
         """x0, y0, x1, y1 (small pixels) round each changed area, widened to the lines read before that it
@@ -104,14 +118,16 @@ class ScreenText:
                     break
         return [(max(0, b[0]), max(0, b[1]), min(w, b[2]), min(h, b[3])) for b in boxes]
 
-    def _read(self, frame, small: np.ndarray, boxes: list | None) -> None:
-        """Read the whole frame (`boxes` None) or the parts in `boxes`, keeping the lines read before elsewhere."""
+    def _read(self, frame, small: np.ndarray, boxes: list | None) -> FrameText | None:
+        """Read the whole frame (`boxes` None: what was read is returned) or the parts in `boxes`, keeping the
+        lines read before elsewhere."""
         ow, oh = _size(frame.width, frame.height, OCR_SIDE)
         rgb = frame.reformat(width=ow, height=oh, format="rgb24").to_ndarray()
         if boxes is None:
             self._ref = small
-            self._lines = self._ocr(rgb, small.shape, (0, 0)) if self._likely(rgb) else []
-            return
+            read = self._ocr(rgb) if self._likely(rgb) else []
+            self._lines = self._small_lines(read, small.shape, (0, 0), (ow, oh))
+            return FrameText(size=(ow, oh), lines=read)
         sh, sw = small.shape
         fx, fy = ow / sw, oh / sh
         lines = [ln for ln in self._lines if not any(_overlap(ln[2], b) for b in boxes)]
@@ -121,9 +137,10 @@ class ScreenText:
             x1, y1 = int(np.ceil(box[2] * fx)), int(np.ceil(box[3] * fy))
             part = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             if part.size and self._likely(part) and textish(part):
-                lines += self._ocr(part, small.shape, (x0, y0), (ow, oh))
+                lines += self._small_lines(self._ocr(part), small.shape, (x0, y0), (ow, oh))
             self._ref[box[1]:box[3], box[0]:box[2]] = small[box[1]:box[3], box[0]:box[2]]
         self._lines = lines
+        return None
 
     @staticmethod
     def _likely(rgb: np.ndarray) -> bool:
@@ -132,14 +149,18 @@ class ScreenText:
         g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         return offline.text_likelihood(g) >= offline.TEXT_LIKELIHOOD_MIN
 
-    def _ocr(self, rgb: np.ndarray, small_shape, origin: tuple[int, int], full: tuple[int, int] | None = None):
-        """Lines read in `rgb` (a frame or a part of it at `origin`), boxes in small-copy pixels."""
+    def _ocr(self, rgb: np.ndarray) -> list[offline.TextLine]:
         self.reads += 1
-        h, w = small_shape
-        fw, fh = full or (rgb.shape[1], rgb.shape[0])
-        sx, sy = w / fw, h / fh
         with offline._model(self.ctx, offline.OCR_KEY, offline.load_ocr) as engine:
-            lines = offline.read_text(engine, rgb)
+            return offline.read_text(engine, rgb)
+
+    @staticmethod
+    def _small_lines(lines: list[offline.TextLine], small_shape, origin: tuple[int, int], full: tuple[int, int]):
+        """(text, confidence, box in small-copy pixels) of `lines` read in a frame of size `full`, or in a part
+        of it at `origin`."""
+        h, w = small_shape
+        fw, fh = full
+        sx, sy = w / fw, h / fh
         out = []
         for ln in lines:
             if len(_key(ln.text)) < 2:  # a lone mark read off a shape's edge

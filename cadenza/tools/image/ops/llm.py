@@ -12,33 +12,18 @@ The embedded models ('local', 'local-small') are asked only when named in 2.
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Any, Iterator
+from typing import Any
 
-from ....llm.chat import tool_llm_choice
+from ....llm.chat import ToolLLM
 from .registry import OPS, validate
 from .parsed import Parsed
 
-_override: list[Any] = []
 MAX_OPS = 12
 
-
-@contextlib.contextmanager
-def image_llm(model: Any) -> Iterator[None]:
-    """Let this LangChain chat model (or spec) read edit instructions inside the block (tests, notebooks)."""
-    _override.append(model)
-    try:
-        yield
-    finally:
-        _override.pop()
-
-
-def configured_llm() -> Any:
-    """The LLM that reads instructions (a model or a spec), or None for the rules (see the module's doc)."""
-    if _override:
-        return _override[-1]
-    return tool_llm_choice("CADENZA_IMAGE_LLM", "image_llm")
+INSTRUCTION_LLM = ToolLLM("CADENZA_IMAGE_LLM", "image_llm")  # the LLM that reads edit instructions
+image_llm = INSTRUCTION_LLM.using  # with image_llm(model): ... (tests, notebooks)
+configured_llm = INSTRUCTION_LLM.choice  # a model or a spec, or None for the rules (see the module's doc)
 
 
 def _field_schema(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

@@ -13,14 +13,13 @@ win over it (merge). Any failure or invalid answer falls back to the rules, with
 
 from __future__ import annotations
 
-import contextlib
 import re
 import zlib
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from ....llm.chat import tool_llm_choice
+from ....llm.chat import ToolLLM
 from .harmony import MINOR_FAMILY, key_name
 from .params import (INSTRUMENT_STYLES, INSTRUMENTS, MODE_PROGRESSIONS, MODES, MOODS, STYLES, Instruments,
                      MusicChoice, MusicParams)
@@ -185,31 +184,17 @@ def resolve(choice: MusicChoice, seed: int, salt: int = 0) -> tuple[MusicParams,
 
 # -- the LLM path -------------------------------------------------------------------------------------
 
-_override: list[Any] = []
-
-
-@contextlib.contextmanager
-def composer_llm(model: Any) -> Iterator[None]:
-    """Let this LangChain chat model (or spec) read descriptions inside the block (tests, notebooks)."""
-    _override.append(model)
-    try:
-        yield
-    finally:
-        _override.pop()
-
-
-def configured_llm() -> Any:
-    """The LLM that reads descriptions, or None for the rules. The rule: an LLM is asked only when one was
-    chosen on purpose, so the default offline call stays fast and loads no model:
-      1. composer_llm(model) is active;
-      2. CADENZA_MUSIC_LLM (or `music_llm` in the config file) names one ("rules" or "off": never);
-      3. CADENZA_LLM (or `llm` in the config file) names a provider model (openai:..., ollama:...): the LLM
-         the user picked for everything.
-    Otherwise the rules: the embedded models ('local', 'local-small') are asked only when named in 2. Loading
-    1.5B parameters for a few words takes seconds, and the rules read a description better than they do."""
-    if _override:
-        return _override[-1]
-    return tool_llm_choice("CADENZA_MUSIC_LLM", "music_llm")
+# The LLM that reads descriptions, or None for the rules. The rule: an LLM is asked only when one was
+# chosen on purpose, so the default offline call stays fast and loads no model:
+#   1. composer_llm(model) is active;
+#   2. CADENZA_MUSIC_LLM (or `music_llm` in the config file) names one ("rules" or "off": never);
+#   3. CADENZA_LLM (or `llm` in the config file) names a provider model (openai:..., ollama:...): the LLM
+#      the user picked for everything.
+# Otherwise the rules: the embedded models ('local', 'local-small') are asked only when named in 2. Loading
+# 1.5B parameters for a few words takes seconds, and the rules read a description better than they do.
+DESCRIPTION_LLM = ToolLLM("CADENZA_MUSIC_LLM", "music_llm")
+composer_llm = DESCRIPTION_LLM.using  # with composer_llm(model): ... (tests, notebooks)
+configured_llm = DESCRIPTION_LLM.choice  # a model or a spec, or None for the rules
 
 
 SYSTEM = ("You choose the parameters of a music composer from a description of the music wanted. Answer with one "
