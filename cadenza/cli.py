@@ -1,4 +1,7 @@
-"""The `cadenza` command line.
+"""The `cadenza` command line: the parser, and each command turning its flags into work.
+
+Beside it: run_cli.py runs a plan and prints its outputs (or a --batch table's summary),
+bench_cli.py holds `cadenza bench`, dub_cli.py turns `cadenza dub`'s flags into a workflow run.
 
 Exit codes: 0 success, 2 bad input or usage, 1 failure while running, 130 Ctrl-C.
 With `--json` a command prints exactly one JSON object on stdout.
@@ -15,7 +18,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .bench_cli import _read_tool_bias, cmd_bench_calibrate, cmd_bench_plan
 from .errors import CadenzaError, InputError, one_line, printable
+from .run_cli import execute_plan, execute_batch, runner_factory
 from .workspace import Workspace
 
 
@@ -316,7 +321,7 @@ def cmd_tools_run(args) -> int:
                 outputs={n: f"${_step_id(t.name)}.{n}" if t.whole_output_tag else f"${_step_id(t.name)}"
                          for n in t.outputs})
     media = {n: v for n, v in values.items() if is_media_tag(t.params[n].tag)}  # the files the user names
-    return _execute(args, plan, {}, Workspace.for_run(args.out, media))
+    return execute_plan(args, plan, {}, Workspace.for_run(args.out, media))
 
 
 def _literal(value: Any, is_path: bool) -> Any:
@@ -360,8 +365,8 @@ def cmd_workflow_run(args) -> int:
     plan = prepare_workflow(args.file)  # its relative asset paths: under its folder; --input paths: under ./
     inputs = _parse_pairs(args.input, {n: s.type for n, s in plan.inputs.items()}, "--input")
     if args.batch:
-        return _execute_batch(args, plan, inputs, roots=[Path(args.file).resolve().parent])
-    return _execute(args, plan, inputs, Workspace.for_run(args.out, media_inputs(plan, inputs),
+        return execute_batch(args, plan, inputs, roots=[Path(args.file).resolve().parent])
+    return execute_plan(args, plan, inputs, Workspace.for_run(args.out, media_inputs(plan, inputs),
                                                           roots=[Path(args.file).resolve().parent]))
 
 
@@ -370,105 +375,6 @@ def cmd_workflow_schema(args) -> int:
 
     print(json.dumps(plan_json_schema(), indent=2))
     return 0
-
-
-def _execute(args, plan, inputs: dict[str, Any], ws: "Workspace", finish=None) -> int:
-    """Run `plan` and print its outputs (one JSON object with --json). `finish(result)`, when given,
-    runs after the run, a failed one too (so what it keeps is never lost), and returns the outputs
-    to show in place of the run's."""
-    from .engine.executor import Executor
-    from .progress import ProgressDisplay
-    from .runtime import get_runtime
-
-    if args.device:
-        get_runtime().device = args.device
-    with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
-        ex = Executor(on_event=progress.on_event, cache=not args.no_cache, timeout=args.timeout,
-                      runner=_runner_factory(args))
-        try:
-            result = ex.run(plan, inputs, ws)
-        except CadenzaError:  # refused before any step ran: no empty output folder is left behind
-            ws.discard_if_unused()
-            raise
-        finally:
-            ex.close()
-    from .media import to_jsonable
-
-    if finish is not None:
-        result.outputs = finish(result)
-
-    if args.json:
-        doc = {"status": result.status, "outputs": to_jsonable(result.outputs),
-               "steps": {r.id: r.status for r in result.steps.values()},
-               "notes": {r.id: r.notes for r in result.steps.values() if r.notes},
-               "errors": result.errors(), "run_json": str(result.run_json)}
-        if result.errors():
-            doc.update(error=result.errors()[0], exit_code=result.exit_code)
-        print(json.dumps(doc, default=str))
-    else:
-        for r in result.steps.values():  # what a tool chose or could not do (a fallback voice, a cut line)
-            for n in r.notes:
-                print(printable(f"note: step '{r.id}': {n}"), file=sys.stderr)
-        for name, value in result.outputs.items():
-            print(printable(f"{name}: {_show(value)}"))
-        print(printable(f"run record: {result.run_json}"), file=sys.stderr)
-    for err in result.errors():
-        print(f"error: {printable(err)}", file=sys.stderr)
-    if result.record_problem:
-        print(f"warning: {printable(result.record_problem)}", file=sys.stderr)
-    return result.exit_code
-
-
-def _runner_factory(args):
-    """What --runner (or CADENZA_RUNNER, or the config file) asks for, made when the run starts."""
-    from .engine.runners import make_runner, runner_spec
-
-    spec = runner_spec(getattr(args, "runner", None))  # a bad config file or value: said now
-    return lambda: make_runner(spec)
-
-
-def _execute_batch(args, plan, defaults: dict[str, Any], roots: list[Path], finish=None) -> int:
-    """One run per row of --batch; one line per finished row on stderr, the summary table at the end."""
-    from .engine.batch import batch_exit_code, count, read_table, run_batch
-    from .engine.executor import Executor
-    from .runtime import get_runtime
-
-    if args.device:
-        get_runtime().device = args.device
-    rows = read_table(args.batch, plan, defaults)  # a missing or unknown column, no rows: exit 2 before any run
-    ex = Executor(cache=not args.no_cache, timeout=args.timeout, runner=_runner_factory(args))
-
-    def on_row(r) -> None:
-        if not args.json:
-            extra = f": {r.error}" if r.error else ""
-            print(printable(f"row {r.row}: {r.status} ({r.seconds:.1f}s){extra}"), file=sys.stderr)
-
-    try:
-        results = run_batch(ex, plan, rows, args.out, defaults=defaults, roots=roots, on_row=on_row, finish=finish)
-    finally:
-        ex.close()
-    code = batch_exit_code(results)
-    summary = Path(args.out).resolve()
-    if args.json:
-        print(json.dumps({"status": "succeeded" if code == 0 else "cancelled" if code == 130 else "failed",
-                          "counts": count(results), "rows": [vars(r) for r in results],
-                          "summary_csv": str(summary / "batch.csv"), "summary_json": str(summary / "batch.json")},
-                         default=str))
-    else:
-        counts = ", ".join(f"{n} {s}" for s, n in count(results).items())
-        print(printable(f"{len(results)} rows: {counts}; summary: {summary / 'batch.csv'}"))
-    return code
-
-
-def _show(value: Any) -> str:
-    from .media import Media, to_jsonable
-
-    if isinstance(value, Media):
-        return str(value.path)
-    if isinstance(value, list) and all(isinstance(v, Media) for v in value):
-        return " ".join(str(v.path) for v in value)
-    # structured values (scenes, segments, a report) as JSON, not as Python's repr of them
-    return json.dumps(to_jsonable(value), default=str, ensure_ascii=False) if not isinstance(value, str) else value
 
 
 def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str, Any]:
@@ -491,6 +397,7 @@ def _parse_pairs(pairs: list[str], types: dict[str, str], flag: str) -> dict[str
     return out
 
 
+# -- dub ------------------------------------------------------------------------------
 def _cmd_dub(args) -> int:
     from .dub_cli import dub_job  # the dubbing front lives beside this one
 
@@ -499,8 +406,8 @@ def _cmd_dub(args) -> int:
         return job
     if getattr(args, "batch", None):
         plan, defaults, roots, finish = job
-        return _execute_batch(args, plan, defaults, roots=roots, finish=finish)
-    return _execute(args, *job)
+        return execute_batch(args, plan, defaults, roots=roots, finish=finish)
+    return execute_plan(args, *job)
 
 
 # -- the agent -----------------------------------------------------------------------
@@ -538,7 +445,7 @@ def cmd_run(args) -> int:
         get_runtime().device = args.device
     with ProgressDisplay(enabled=not args.json or sys.stderr.isatty()) as progress:
         agent = _agent(args, out_dir=args.out, cache=not args.no_cache, on_event=progress.on_event,
-                       runner=_runner_factory(args))
+                       runner=runner_factory(args))
         result = agent.run(args.request, args.file)
     return _print_agent_result(args, result)
 
@@ -559,7 +466,7 @@ def _print_agent_result(args, result) -> int:
 
 def cmd_chat(args) -> int:
     """Read requests line by line; '/file PATH' attaches a file, '/quit' ends."""
-    agent = _agent(args, out_dir=args.out, cache=not args.no_cache, runner=_runner_factory(args))
+    agent = _agent(args, out_dir=args.out, cache=not args.no_cache, runner=runner_factory(args))
     pending = list(args.file)
     interactive = sys.stdin.isatty()
     code = 0
@@ -585,85 +492,6 @@ def cmd_chat(args) -> int:
             code = e.exit_code
             print(f"error: {printable(one_line(e))}", file=sys.stderr)
     return code
-
-
-def cmd_bench_plan(args) -> int:
-    from .agent.examples import ExamplePool
-    from .agent.planner import Planner
-    from .agent.taskbench import bench_plan, catalog_registry, read_cases
-    from .llm.chat import get_chat_model
-
-    registry = catalog_registry(args.tools)
-    cases = read_cases(args.cases)[args.offset:]
-    if args.limit is not None:
-        cases = cases[:args.limit]
-    examples = ExamplePool.from_file(args.examples, registry) if args.examples else ExamplePool([])
-    planner = Planner(get_chat_model(args.llm), registry, examples, n_examples=args.n_examples, top_k=args.top_k,
-                      retrieve_above=args.retrieve_above, example_style=args.example_style, stepwise=args.stepwise,
-                      max_repairs=args.max_repairs, anchors=args.anchors, step_check=args.step_check,
-                      tool_bias=_read_tool_bias(args.tool_bias, registry) if args.tool_bias else None)
-    done, on_case = _case_log(args.log, len(cases), args.json)
-    if cases:  # load the models and evaluate the fixed prompt prefix once, outside the timings
-        planner.exclude_from_anchors({str(c.get("id")) for c in cases})
-        try:
-            planner.plan("Warm-up: summarize the text 'hello'.")
-        except CadenzaError:
-            pass
-    scores = bench_plan(planner, cases, on_case, done)
-    scores["llm"] = args.llm or "local"
-    print(json.dumps(scores))
-    return 0
-
-
-def cmd_bench_calibrate(args) -> int:
-    from .agent.examples import ExamplePool
-    from .agent.planner import Planner
-    from .agent.taskbench import calibrate, catalog_registry, read_cases
-    from .llm.chat import get_chat_model
-
-    registry = catalog_registry(args.tools)
-    cases = read_cases(args.examples)
-    planner = Planner(get_chat_model(args.llm), registry, ExamplePool.from_file(args.examples, registry))
-    done, on_case = _case_log(args.log, len(cases), args.json)
-    bias, threshold, scores = calibrate(planner, cases, on_case, done)
-    if args.out:
-        Path(args.out).write_text(json.dumps(bias, indent=1) + "\n")
-    print(json.dumps({"tool_bias": bias, "step_check": threshold, "pool": scores}))
-    return 0
-
-
-def _read_tool_bias(path: str, registry) -> dict[str, float]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"cannot read tool weights {path}: {getattr(e, 'strerror', None) or e}") from None
-    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) for v in data.values()):
-        raise InputError(f"tool weights {path}: expected a JSON object {{tool: number}}")
-    unknown = sorted(set(data) - {t.name for t in registry})
-    if unknown:
-        raise InputError(f"tool weights {path}: no tool '{unknown[0]}' in the catalog")
-    return {str(k): float(v) for k, v in data.items()}
-
-
-def _case_log(path: str | None, total: int, quiet: bool):
-    """Rows already in the log (keyed by case id), and a callback that appends new ones and reports progress."""
-    done = {}
-    if path and Path(path).exists():
-        for line in Path(path).read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                done[str(row["id"])] = row
-    log = open(path, "a") if path else None
-
-    def on_case(i, row):
-        if log:
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-        if not quiet:
-            print(printable(f"{i + 1}/{total} {'ok ' if row['valid'] else 'BAD'} {row['seconds']:5.1f}s "
-                            f"pred={row['pred']} gold={row['gold']}"), file=sys.stderr)
-
-    return done, on_case
 
 
 # -- serve ----------------------------------------------------------------------------

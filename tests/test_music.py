@@ -1,6 +1,7 @@
 """compose_music and generate_sound as a user meets them: through the CLI and a plan, with the
 embedded offline composer (no model, no network). The composer itself: test_music_composer.py; the
-GPU backends with tiny random models: test_music_heavy.py."""
+GPU backends with tiny random models: test_music_heavy_musicgen.py and
+test_music_heavy_diffusers.py."""
 
 from __future__ import annotations
 

@@ -15,6 +15,9 @@
 - Step results are cached by tool, backend, version, arguments and input content.
 - With a remote runner (Ray: engine/ray_runner.py) only the tool call leaves this process: the
   cache, retries, timeouts and the commit above run here as with threads.
+
+This module schedules the steps, from one thread, and keeps run.json; what a worker does with one
+step (the cache, the call, retries, the commit) is in step_worker.py.
 """
 
 from __future__ import annotations
@@ -31,19 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import (CadenzaError, CancelledError, InputError, StepTimeoutError, ToolError, TransientError, one_line)
+from ..errors import CadenzaError, CancelledError, InputError, StepTimeoutError, one_line
 from ..media import media_field, to_jsonable
 from ..runtime import ModelRuntime, get_runtime
-from ..tools.args import convert_args, convert_value, tag_annotation
-from ..tools.base import Tool, ToolContext
+from ..tools.args import convert_value, tag_annotation
+from ..tools.base import Tool
 from ..tools.registry import Registry, default_registry
 from ..tools.types import is_media_tag, local_path
 from ..workspace import Workspace
-from .cache import StepCache, cache_key
-from .isolation import run_in_process
-from .outdir import RecordWriter, RunLock, is_disk_full
-from .plan import Plan, Step, iter_refs, parse_ref, step_dependencies, unescape
+from .cache import StepCache
+from .outdir import RecordWriter, RunLock
+from .plan import Plan, iter_refs, parse_ref, step_dependencies, unescape
 from .runners import StepRunner, ThreadRunner, make_runner
+from .step_worker import StepOutcome, StepWorker
 from .validate import check_plan
 
 RUN_JSON_INTERVAL_S = 0.5  # how often run.json is refreshed while steps succeed
@@ -114,16 +117,6 @@ class RunResult:
             return 130
         failed = [r for r in self.steps.values() if r.status == "failed"]
         return 2 if failed and all(r.error_kind == "input" for r in failed) else 1
-
-
-@dataclass
-class _Outcome:
-    outputs: dict[str, Any]
-    args: dict[str, Any]
-    backend: str
-    attempts: int
-    cached: bool
-    notes: list[str]
 
 
 class Executor:
@@ -232,7 +225,7 @@ class _Run:
                  cancel: threading.Event | None = None):
         self.ex, self.plan, self.values, self.ws, self.record = ex, plan, values, ws, record
         self.cancel = cancel
-        self.runner: StepRunner | None = None  # set when execution starts
+        self.worker: StepWorker | None = None  # set when execution starts (it needs the runner)
         self.steps = {s.id: s for s in plan.steps}
         self.tools = {s.id: ex.registry.get(s.tool) for s in plan.steps}
         ids = set(self.steps)
@@ -255,7 +248,7 @@ class _Run:
         # if its cancel event is not set; cancelling sets the events under the same lock. So a step
         # is either committed (in `committed`, its files on disk) or its result is discarded.
         self.commit_lock = threading.Lock()
-        self.committed: dict[str, _Outcome] = {}
+        self.committed: dict[str, StepOutcome] = {}
         self.events: list[Event] = []  # reported once run.json holds the state they report
         self.run_json = ws.out_dir / "run.json"
         self.writer = RecordWriter(self.run_json, steps=len(plan.steps))
@@ -269,7 +262,8 @@ class _Run:
     def execute(self) -> RunResult:
         self.write_run_json(force=True)
         self.emit(Event("run_started", total=len(self.steps)))
-        runner = self.runner = self.ex.runner()
+        runner = self.ex.runner()
+        self.worker = StepWorker(self.ex, self.ws, runner, self.cancel_events, self.commit_lock, self.committed)
         try:
             while self.ready or self.running:
                 self.launch_ready(runner)
@@ -339,7 +333,7 @@ class _Run:
             if timeout:
                 self.deadlines[sid] = time.monotonic() + timeout
             self.events.append(Event("step_started", sid, tool.name))
-            fut = runner.submit(lambda s=step, t=tool, b=backend.name, a=raw_args: self.run_step(s, t, b, a))
+            fut = runner.submit(lambda s=step, t=tool, b=backend.name, a=raw_args: self.worker.run_step(s, t, b, a))
             self.running[fut] = sid
         self.ready = still_waiting
 
@@ -352,62 +346,6 @@ class _Run:
         run can be stopped from outside."""
         t = self.next_deadline()
         return t if self.cancel is None else min(t if t is not None else CANCEL_POLL_S, CANCEL_POLL_S)
-
-    # -- one step, in a worker thread ------------------------------------------------
-    def run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any]) -> _Outcome:
-        runner = self.runner  # this run's, even if the executor dropped it on a cancel meanwhile
-        ctx = ToolContext(self.ws, step.id, backend, self.ex.runtime, self.cancel_events[step.id],
-                          cache=self.ex.cache, runner=runner if hasattr(runner, "invoke") else None)
-        try:
-            return self._run_step(step, tool, backend, raw_args, ctx)
-        except BaseException as e:
-            ctx.discard_scratch()  # a failed, cancelled or timed-out step leaves nothing half-written
-            if is_disk_full(e):  # name the file: the error's own, else the last one the step was writing
-                where = getattr(e, "filename", None) or (ctx.scratch[-1] if ctx.scratch else self.ws.out_dir)
-                raise ToolError(f"disk full: could not write {where}") from e
-            raise
-
-    def _run_step(self, step: Step, tool: Tool, backend: str, raw_args: dict[str, Any], ctx: ToolContext) -> _Outcome:
-        args = convert_args(tool, raw_args, self.ws, where=f"step '{step.id}'")
-        cache = self.ex.cache if tool.cacheable else None
-        key = cache_key(tool.name, backend, tool.version, args) if cache else None
-        stems = {n: step.id if len(tool.outputs) == 1 else f"{step.id}-{n}" for n in tool.outputs}
-        if cache:
-            with self.commit_lock:
-                ctx.check_cancelled()
-                hit = cache.get(key, tool.output_annotations, self.ws.out_dir, stems, notes=ctx.notes)
-                if hit is not None:
-                    self.committed[step.id] = _Outcome(hit, args, backend, 0, True, ctx.notes)
-                    return self.committed[step.id]
-        retries = step.retries if step.retries is not None else self.ex.retries
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                outputs = self.call_tool(tool, args, ctx)
-                break
-            except TransientError:
-                if attempt > retries or ctx.cancelled.is_set():
-                    raise
-                ctx.discard_scratch()
-                ctx.cancelled.wait(self.ex.retry_backoff * 2 ** (attempt - 1))  # a cancel ends the wait
-        with self.commit_lock:
-            if ctx.cancelled.is_set():  # cancelled or timed out while it ran: its result is not kept
-                raise CancelledError(f"step '{step.id}' was stopped; its result was discarded")
-            outputs = {n: self.ws.finalize_value(v, stems[n]) for n, v in outputs.items()}
-            self.committed[step.id] = _Outcome(outputs, args, backend, attempt, False, ctx.notes)
-        if cache:
-            cache.put(key, outputs)
-        return self.committed[step.id]
-
-    def call_tool(self, tool: Tool, args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-        """In this thread, in a killable process, or as a task of a remote runner (Ray); a tool
-        that only runs other steps (a workflow) stays here and hands them to the same runner."""
-        if ctx.runner is not None and not tool.runs_on_driver:
-            return ctx.runner.invoke(tool, dict(args), ctx, tool.get_backend(ctx.backend))
-        if tool.isolation == "process":
-            return run_in_process(tool, dict(args), ctx)
-        return tool.invoke(dict(args), ctx)
 
     # -- bookkeeping, in the scheduling thread -----------------------------------------
     def finish(self, fut: Future) -> None:
@@ -429,7 +367,7 @@ class _Run:
             if self.waiting[d] == 0 and self.records[d].status == "pending":
                 self.ready.append(d)
 
-    def succeed(self, sid: str, out: _Outcome) -> None:
+    def succeed(self, sid: str, out: StepOutcome) -> None:
         rec = self.records[sid]
         rec.finished_at = time.time()
         rec.seconds = rec.finished_at - rec.started_at
