@@ -105,7 +105,7 @@ def ray_runner():
     started = not ray.is_initialized()
     if started:  # the workers import this test module (its tools) from the same paths as this process
         path = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
                  runtime_env={"env_vars": {"PYTHONPATH": path}})
     runner = RayRunner()
     yield runner

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -147,6 +148,11 @@ def test_a_cluster_by_address_runs_and_a_node_that_cannot_see_the_workspace_is_r
     finally:
         for node in reversed(nodes):
             _stop(node)
+        # `ray start` notes its cluster for later `ray.init("auto")` calls; `ray stop` would remove the
+        # note, stopping the nodes by signal does not
+        note = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if note.exists() and note.read_text().strip().endswith(f":{port}"):
+            note.unlink()
 
 
 def _stop(node: subprocess.Popen) -> None:

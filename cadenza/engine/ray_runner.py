@@ -26,6 +26,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +39,7 @@ from .isolation import _portable
 POLL_S = 0.05  # how often a waiting driver thread looks for a cancel
 CANCEL_GRACE_S = 2.0  # an interrupted task that has not ended by then loses its worker process
 GPU_STEP = 0.05  # fractional GPU requests are rounded up to this
+CLIENT_ATTEMPTS = 3  # connections tried through Ray Client (ray://) before giving up
 
 
 def ray_module():
@@ -74,10 +76,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     if address is None:
         kwargs["num_cpus"] = num_cpus or (int(os.environ["CADENZA_RAY_CPUS"]) if os.environ.get("CADENZA_RAY_CPUS")
                                           else None)
-    try:
-        ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise InputError(f"cannot connect to Ray cluster {address or 'local'}: {one_line(e)}") from None
+    for attempt in range(CLIENT_ATTEMPTS):
+        try:
+            ray.init(address=address or "local", **kwargs)  # 'local': a new Ray, never one `ray start` left here
+            break
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            # Ray Client's per-client server sometimes dies as it starts on a busy head ("Initialization
+            # failure from server"); a second connection usually gets one that lives
+            if "Initialization failure" in str(e) and attempt + 1 < CLIENT_ATTEMPTS:
+                time.sleep(2.0)
+                continue
+            raise InputError(f"cannot connect to Ray cluster {address or 'local'}: {one_line(e)}") from None
     _JOINED[:] = [address or "local"]
 
 
