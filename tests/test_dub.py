@@ -49,19 +49,30 @@ def _spanish(line: str) -> str:
     return " ".join(found) or line
 
 
-def _clip(path: Path) -> Path:
-    """A video whose sound is three short English sentences with pauses (espeak-ng)."""
-    rate, parts = None, []
+def _speech(folder: Path) -> tuple[np.ndarray, int, list[float]]:
+    """The three English sentences (espeak-ng), each after 2.0 s of silence, 0.8 s after the last:
+    (samples, rate, each sentence's true onset in seconds: its first sample above -50 dB)."""
+    rate, parts, onsets, pos = None, [], [], 0
     for i, s in enumerate(SENTENCES):
-        x, rate = mf.decode(mf.espeak_speech(path.parent / f"s{i}.wav", s))
-        parts += [np.zeros(int(2.0 * rate)), x.mean(axis=1) if x.ndim == 2 else x]
+        x, rate = mf.decode(mf.espeak_speech(folder / f"s{i}.wav", s))
+        x = x.mean(axis=1) if x.ndim == 2 else x
+        pos += int(2.0 * rate)
+        onsets.append((pos + np.flatnonzero(np.abs(x) > 10 ** (-50 / 20))[0]) / rate)
+        parts += [np.zeros(int(2.0 * rate)), x]
+        pos += len(x)
     parts.append(np.zeros(int(0.8 * rate)))
-    speech = np.concatenate(parts)
+    return np.concatenate(parts), rate, onsets
+
+
+def _clip(path: Path) -> list[float]:
+    """A video whose sound is three short English sentences with pauses (espeak-ng), at `path`.
+    Returns each sentence's true onset (seconds)."""
+    speech, rate, onsets = _speech(path.parent)
     mf.write_audio(path.parent / "speech.wav", speech, rate)
     mf.make_video(path.parent / "mute.mp4", seconds=len(speech) / rate, with_audio=False)
     out = replace_audio(video=str(path.parent / "mute.mp4"), audio=str(path.parent / "speech.wav"))
     os.replace(out.path, path)
-    return path
+    return onsets
 
 
 def _onset(x: np.ndarray, rate: int, t0: float, t1: float) -> float | None:
@@ -97,7 +108,7 @@ def _audio_streams(path):
 
 def test_dub_a_clip_into_spanish(workdir, monkeypatch):
     monkeypatch.setenv("CADENZA_CACHE_DIR", str(workdir / ".cache"))
-    _clip(workdir / "clip.mp4")
+    true_onsets = _clip(workdir / "clip.mp4")
     llm = ScriptedChatModel([_translator] * 20)
     with translation_llm(llm):
         code = cli.main(["dub", "clip.mp4", "--to", "es", "--out", "out", "--json"])
@@ -115,10 +126,16 @@ def test_dub_a_clip_into_spanish(workdir, monkeypatch):
     report = json.loads((out / "dub_lines.json").read_text(encoding="utf-8"))
     assert report["language"] == "es" and len(report["lines"]) >= 2  # Whisper may join the first two
     assert " ".join(ln["translation"] for ln in report["lines"]) == " ".join(SPANISH.values())
+    lines = report["lines"]
+    # each line starts when the original voice does (dub_lines snaps Whisper's early first-word times
+    # to the sound's onset): within 60 ms of the true onset of its first sentence
+    firsts = [min(true_onsets, key=lambda t: abs(t - ln["start"])) for ln in lines]
+    assert firsts[0] == true_onsets[0] and firsts == sorted(set(firsts)), (firsts, true_onsets)
+    for ln, t in zip(lines, firsts):
+        assert abs(ln["start"] - t) <= 0.06, ([ln["start"] for ln in lines], true_onsets)
     speech_file = next(p for p in out.glob("*.wav") if "speech" in p.name)
     x, rate = mf.decode(speech_file)
     x = x.mean(axis=1) if x.ndim == 2 else x
-    lines = report["lines"]
     for i, ln in enumerate(lines):
         end = lines[i + 1]["start"] if i + 1 < len(lines) else len(x) / rate
         onset = _onset(x, rate, ln["start"], end)
@@ -242,12 +259,8 @@ def test_a_line_file_that_does_not_match_is_bad_input(workdir, monkeypatch):
 
 def _speech_wav(folder: Path) -> Path:
     """The three English sentences with pauses, as a WAV (what _clip puts on its video)."""
-    rate, parts = None, []
-    for i, s in enumerate(SENTENCES):
-        x, rate = mf.decode(mf.espeak_speech(folder / f"s{i}.wav", s))
-        parts += [np.zeros(int(2.0 * rate)), x.mean(axis=1) if x.ndim == 2 else x]
-    parts.append(np.zeros(int(0.8 * rate)))
-    return mf.write_audio(folder / "speech.wav", np.concatenate(parts), rate)
+    speech, rate, _ = _speech(folder)
+    return mf.write_audio(folder / "speech.wav", speech, rate)
 
 
 def test_a_podcast_is_dubbed_into_a_sound_file(workdir, monkeypatch):

@@ -7,6 +7,10 @@ sentences close together share a line, and no line is longer than `max_chars` ch
 words (word timestamps), a comma or other clause mark weighing in, until every piece fits.
 Segments without word timestamps are split into words with times spread by characters, so
 their only split points are clause marks (then the middle).
+
+Given the source sound (`audio`), each line's start is then moved to where the original voice clearly
+begins near Whisper's first-word time, and an end that clearly runs past the voice is pulled in
+(onsets.py; a line without a clear onset, as under loud music, keeps Whisper's times).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from ...errors import InputError
-from ..base import tool
+from ...media import Audio
+from ..base import ToolContext, tool
 from ..types import Range
 from ..speech.segments import Segment, Word
 
@@ -112,10 +117,10 @@ def group_lines(segments: list[Segment], max_chars: int = 180, max_seconds: floa
     return [Segment(start=ln[0].start, end=max(ln[-1].end, ln[0].start), text=_text(ln), words=ln) for ln in lines]
 
 
-@tool(version="1", plannable=False)  # a building block of the dubbing workflow
-def dub_lines(segments: list[Segment], max_chars: Annotated[int, Range(20, 2000)] = 180,
+@tool(version="2", plannable=False)  # a building block of the dubbing workflow (2: `audio`, the snapping)
+def dub_lines(segments: list[Segment], ctx: ToolContext, max_chars: Annotated[int, Range(20, 2000)] = 180,
               max_seconds: Annotated[float, Range(1, 120)] = 12.0,
-              max_pause: Annotated[float, Range(0, 30)] = 1.0) -> DubLines:
+              max_pause: Annotated[float, Range(0, 30)] = 1.0, audio: Audio | None = None) -> DubLines:
     """Group timed transcript segments into dubbing lines that end at sentence ends, each within a length bound.
 
     Args:
@@ -123,5 +128,24 @@ def dub_lines(segments: list[Segment], max_chars: Annotated[int, Range(20, 2000)
         max_chars: no line has more characters than this
         max_seconds: no line lasts longer than this, in seconds
         max_pause: sentences further apart than this, in seconds, are never joined into one line
+        audio: the sound the segments were transcribed from: each line's start is moved to where the voice
+            clearly begins near it, and an end that clearly runs past the voice is pulled in (no clear
+            onset, as under loud music: the transcript's time is kept)
     """
-    return DubLines(lines=group_lines(segments, max_chars, max_seconds, max_pause))
+    lines = group_lines(segments, max_chars, max_seconds, max_pause)
+    if audio is None or not lines:
+        return DubLines(lines=lines)
+    from ..speech.pcm import load_mono
+    from .onsets import RATE, snap_lines
+
+    snapped = snap_lines(lines, load_mono(audio, RATE), RATE)
+    moved = [d for d in snapped.start_shifts if d is not None]
+    cut = [d for d in snapped.end_shifts if d is not None]
+    if moved or cut:
+        ctx.note(f"dub_lines: {len(moved)} of {len(lines)} line starts moved to the voice's onset"
+                 + (f" ({min(moved) * 1000:+.0f} to {max(moved) * 1000:+.0f} ms)" if moved else "")
+                 + f", {len(cut)} ends pulled in to where the voice stops"
+                 + (f" (up to {-min(cut) * 1000:.0f} ms)" if cut else ""))
+    else:
+        ctx.note("dub_lines: no clear voice onset near any line (background sound?): the transcript's times are kept")
+    return DubLines(lines=snapped.lines)
