@@ -200,6 +200,15 @@ def test_an_edited_file_that_does_not_match_the_source_is_one_line_input_error(t
     with pytest.raises(InputError, match=r"line 1 starts at 2.02s but the source line starts at 2.000s") as e:
         read_dub_lines(path, source)
     assert "\n" not in str(e.value)
+    lines[1]["source_text"] = "b"  # the same words in a slot that moved (an older run's timing): the same line
+    assert read_dub_lines(_write(path, lines), source).lines[1].start == 2.0
+    lines[1]["source_text"] = "c"  # other words: another video
+    with pytest.raises(InputError, match=r"line 1 starts at 2.02s"):
+        read_dub_lines(_write(path, lines), source)
+    lines[1]["start"], lines[1]["source_text"] = 3.5, "b"  # no overlap with the slot: not the same line
+    with pytest.raises(InputError, match=r"line 1 starts at 3.5s"):
+        read_dub_lines(_write(path, lines), source)
+    del lines[1]["source_text"]
     lines[1]["start"] = 2.005  # within 10 ms: the same slot
     lines[1]["speed"] = 9
     path.write_text(json.dumps({"lines": lines}))
@@ -299,3 +308,8 @@ def test_dub_mix_keeps_the_original_down_over_a_whole_line(tmp_path):
     after = lambda a: mf.amplitude_at(a, rate, 220, 3.6, 4.6)  # noqa: E731
     assert mf.db(late(x) / after(x)) == pytest.approx(-15, abs=1.5)
     assert mf.db(late(y) / after(y)) == pytest.approx(0, abs=1.0)
+
+
+def _write(path, lines):
+    path.write_text(json.dumps({"lines": lines}))
+    return path

@@ -110,7 +110,9 @@ def parse_dub_lines(text: str, source: list[Segment], name: str = "dub_lines.jso
             raise _fail(name, f"{where} is not an object")
         for key, want in (("start", src.start), ("end", src.end)):
             got = line.get(key)
-            if not isinstance(got, (int, float)) or isinstance(got, bool) or abs(got - want) > SLOT_TOLERANCE:
+            if not isinstance(got, (int, float)) or isinstance(got, bool):
+                raise _fail(name, f"{where}: \"{key}\" must be a number of seconds, not {got!r}")
+            if abs(got - want) > SLOT_TOLERANCE and not _same_words_moved(line, src):
                 raise _fail(name, f"{where} {key}s at {got!r}s but the source line {key}s at {want:.3f}s "
                                   f"(slots must match within 10 ms)")
         text = line.get("translation")
@@ -127,6 +129,17 @@ def parse_dub_lines(text: str, source: list[Segment], name: str = "dub_lines.jso
         voices.append(voice.strip() if voice else None)
         speeds.append(float(speed) if speed is not None else 0.0)
     return EditedLines(lines=out, voices=voices, speeds=speeds)
+
+
+def _same_words_moved(line: dict, src: Segment) -> bool:
+    """The same source line with its slot moved a little: its source_text is the line's words and the
+    two slots overlap. A file written before line starts were snapped to the voice's onset (they
+    moved by up to ~0.75 s) still applies to the same video."""
+    said = line.get("source_text")
+    start, end = line.get("start"), line.get("end")
+    return (isinstance(said, str) and " ".join(said.split()) == " ".join(src.text.split())
+            and isinstance(start, (int, float)) and isinstance(end, (int, float))
+            and start < src.end and src.start < end)
 
 
 @tool(version="1", plannable=False)  # a building block of the dubbing workflow
