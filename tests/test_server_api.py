@@ -313,6 +313,53 @@ def test_a_finished_run_keeps_no_events_or_cancel_event_in_memory(env):
     assert again.since(0)[1] is True and again.since(4)[0][0]["seq"] == 4
 
 
+def test_a_finished_run_is_kept_as_its_line_of_the_run_list(env):
+    """benchmarks/serve.py saw ~6.5 KB more memory for each finished run (its record and event-log
+    object, kept for the run list). A finished run is now one `Entry` (its summary, texts cut at CLIP
+    characters); its record, events and files are read from its folder, and what a client reads is
+    unchanged: the list (newest first, a long request whole), each run, its outputs and events."""
+    import sys
+
+    from cadenza.server.runs import CLIP, Entry
+
+    plan = {"steps": [{"id": "s1", "tool": "mix_audio",
+                       "args": {"tracks": ["$voice", "$music"], "gains_db": [0, -6], "duck_under": 0}}]}
+    long_request = "put the music under my voice, quietly " * 20
+    data = env / "index-data"
+    with ScriptedChatModel([plan]) as llm, TestClient(create_app(data, registry=REGISTRY, llm=llm, workers=1)) as c:
+        store = c.app.state.store
+        files = {n: upload(c, env / f).json()["id"] for n, f in (("voice", "a.wav"), ("music", "b.wav"))}
+        wf = "inputs: {s: {type: audio}}\nsteps:\n  - {id: two, tool: twice, args: {audio: $s}}\noutputs: {copies: $two}\n"
+        ids = [c.post("/runs", json={"workflow_yaml": wf, "inputs": {"s": files["voice"]}}).json()["id"] for _ in range(3)]
+        ids.append(c.post("/runs", json={"request": long_request, "files": files}).json()["id"])
+        docs = {rid: wait_done(c, rid) for rid in ids}
+        assert all(d["status"] == "succeeded" for d in docs.values()), docs
+        assert not store._open and not store._logs and not store._cancels
+        assert set(store._done) == set(ids) and all(type(e) is Entry for e in store._done.values())
+        request_entry = store._done[ids[-1]]
+        assert request_entry.clipped and request_entry.request == long_request[:CLIP]
+        workflow_entry = store._done[ids[0]]
+        assert not workflow_entry.clipped
+        assert sys.getsizeof(workflow_entry) + sum(sys.getsizeof(f) for f in workflow_entry[1:] if f is not None) < 600
+
+        listed = c.get("/runs").json()["runs"]
+        assert {r["id"] for r in listed} == set(ids) and len(listed) == len(ids)
+        assert [r["created_at"] for r in listed] == sorted((d["created_at"] for d in docs.values()), reverse=True)
+        assert all(r == {k: docs[r["id"]][k] for k in r} for r in listed)  # the list says what each run says
+        assert next(r for r in listed if r["id"] == ids[-1])["request"] == long_request
+
+        run = c.get(f"/runs/{ids[0]}").json()  # read from its folder
+        assert run == docs[ids[0]] and c.get(run["outputs"]["copies"][1]["url"]).content[:4] == b"RIFF"
+        assert c.get(f"/runs/{ids[0]}/inputs/s").content[:4] == b"RIFF"
+        assert c.get(f"/runs/{ids[-1]}/run.json").json()["agent"]["request"] == long_request
+        assert [e["kind"] for e in events_of(c, ids[0])][-1] == "run_finished"
+        assert c.post(f"/runs/{ids[0]}/cancel").status_code == 409 and c.post(f"/runs/{ids[0]}/resume").status_code == 409
+        assert c.get(f"/runs/{'0' * 32}").status_code == 404 and c.get(f"/runs/{'0' * 32}/events").status_code == 404
+    with TestClient(create_app(data, registry=REGISTRY)) as c:  # after a restart: the same list, from disk
+        assert c.get("/runs").json()["runs"] == listed
+        assert not c.app.state.store._open and not c.app.state.store._logs
+
+
 def test_the_hash_cache_is_bounded(tmp_path, monkeypatch):
     from cadenza import media
 

@@ -239,7 +239,7 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
 
     @app.get("/runs", summary="every run, newest first")
     def list_runs():
-        return {"runs": [r.summary() for r in store.list()]}
+        return {"runs": store.list()}
 
     @app.get("/runs/{run_id}", summary="one run: status, inputs, outputs (with their download links)")
     def show_run(run_id: str):
