@@ -487,6 +487,46 @@ def test_token_required_for_every_request_and_beyond_loopback(env):
             check_binding(host, None)
 
 
+def test_wrong_tokens_are_limited_per_address(env):
+    """/login and the Authorization header had no limit on guesses: after 5 wrong tokens in a minute
+    from one address, that address gets 429 with Retry-After (its guesses not even compared) until the
+    oldest is a minute old; the right token clears the count; another address is not held up."""
+    now = [1000.0]
+    app = create_app(env / "guess-data", registry=REGISTRY, token="s3cret")
+    app.state.login_limiter.clock = lambda: now[0]
+    right = {"Authorization": "Bearer s3cret"}
+    with TestClient(app) as c, TestClient(app, client=("10.0.0.9", 4000)) as other:
+        for i in range(4):  # wrong, wrong, ..., then the right one: the count starts again
+            assert c.post("/login", data={"token": f"guess{i}"}).status_code == 401
+        assert c.get("/tools", headers=right).status_code == 200
+        for i in range(4):  # the header and the form count together
+            assert c.get("/runs", headers={"Authorization": f"Bearer guess{i}"}).status_code == 401
+            now[0] += 10
+        assert c.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401  # the fifth
+        form = c.post("/login", data={"token": "s3cret"}, follow_redirects=False)  # even the right one waits
+        assert form.status_code == 429 and form.headers["retry-after"] == "20" and "Too many wrong tokens" in form.text
+        assert "set-cookie" not in form.headers
+        api = c.get("/runs", headers=right)
+        assert api.status_code == 429 and api.headers["retry-after"] == "20"
+        assert api.json() == {"error": "too many wrong tokens from this address; try again in 20 s"}
+        assert c.get("/runs").status_code == 401  # no token at all is not a guess, and says what is missing
+        assert other.get("/runs", headers=right).status_code == 200  # another address
+        assert other.post("/login", data={"token": "s3cret"}, follow_redirects=False).status_code == 303
+        now[0] += 20  # the oldest wrong token is a minute old: one more try
+        assert c.get("/runs", headers={"Authorization": "Bearer guess"}).status_code == 401
+        assert c.get("/runs", headers=right).status_code == 429 and c.get("/runs", headers=right).headers["retry-after"] == "10"
+        now[0] += 10
+        assert c.get("/runs", headers=right).status_code == 200  # and a success clears the count
+        assert all(c.get("/runs", headers={"Authorization": "Bearer x"}).status_code == 401 for _ in range(5))
+
+    from cadenza.server.security import LoginLimiter
+
+    limiter = LoginLimiter(max_failures=2, window_s=60, max_clients=3, clock=lambda: now[0])
+    for address in ("a", "b", "c", "a", "d"):  # many addresses: the one wrong longest ago is forgotten
+        limiter.failed(address)
+    assert list(limiter._failures) == ["c", "a", "d"] and limiter.retry_after("a") == 60 and limiter.retry_after("b") == 0
+
+
 def test_cli_refuses_to_serve_beyond_loopback_without_a_token(env, monkeypatch, capsys):
     from cadenza.cli import main
 
