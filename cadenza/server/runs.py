@@ -7,7 +7,10 @@
     DATA/runs/<id>/outputs/         the output folder: the files produced and run.json
 
 A submission is checked before it is queued (the workflow validates, the inputs exist, are
-allowed and decode), so a bad one is refused at once (422) and leaves no folder. Each worker
+allowed and decode), so a bad one is refused at once (422) and leaves no folder. That checking and
+the copying of its files happen outside the store's lock, with a place in the queue held for the
+run, so submissions are prepared side by side; under the lock a run only takes its place and is
+queued (a full queue is refused before any work, and a prepared run is never refused). Each worker
 thread runs one run at a time with its own `Executor`, so the steps of different runs run
 concurrently; models are shared through the process's one runtime and its GPU budget.
 On start, a run that was queued or running when the server stopped is marked `interrupted`;
@@ -124,6 +127,8 @@ class RunStore:
         # a run moves between _open and _done under the lock, its state.json written first; re-entrant:
         # cancel and close finish runs while they hold it
         self._lock = threading.RLock()
+        self._llm_lock = threading.Lock()  # making the chat model (maybe loading it) holds up no one else
+        self._reserved = 0  # places in the queue held for submissions being prepared
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._examples: ExamplePool | None = None
         self._stopping = False
@@ -204,23 +209,41 @@ class RunStore:
         return self._admit(run, prepare)
 
     def _admit(self, run: Run, prepare) -> Run:
+        """Hold a place in the queue, prepare the run's folder (the slow part: parsing, copying, decoding)
+        outside the lock, then queue it: under the lock only the place and the queue (~1 ms: its
+        state.json and first event are written there, so a worker's later writes come after them)."""
         with self._lock:
-            self._check_room()
-            folder = self.folder(run)
+            self._check_room()  # a full queue refuses before any work is done
+            self._reserved += 1
+        folder, held = self.folder(run), True
+        try:
             folder.mkdir()
             try:
                 prepare(folder)
+                log = EventLog(folder / "events.jsonl")
+                with self._lock:
+                    self._reserved -= 1  # the place held becomes the run's: never refused once prepared
+                    held = False
+                    if self._stopping:  # no worker would take it
+                        raise ApiError(503, "the server is stopping; try again later", {"Retry-After": "5"})
+                    run.created_at = time.time()  # when it joined the queue: the run list's order is the queue's
+                    self._open[run.id] = run
+                    self._logs[run.id] = log
+                    self._cancels[run.id] = threading.Event()
+                    self._queue_run(run)
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                if run.id not in self._open:
+                    shutil.rmtree(folder, ignore_errors=True)
                 raise
-            self._open[run.id] = run
-            self._logs[run.id] = EventLog(folder / "events.jsonl")
-            self._cancels[run.id] = threading.Event()
-            self._queue_run(run)
+        finally:
+            if held:
+                with self._lock:
+                    self._reserved -= 1
         return run
 
     def _check_room(self) -> None:
-        if sum(r.status == "queued" for r in self._open.values()) >= self.max_queued:
+        queued = sum(r.status == "queued" for r in self._open.values()) + self._reserved
+        if queued >= self.max_queued:
             raise ApiError(429, f"the queue is full ({self.max_queued} runs waiting); try again later",
                            {"Retry-After": "5"})
 
@@ -407,7 +430,7 @@ class RunStore:
             ws = Workspace.for_run(self.out_dir(run), files)
             return self._executor_run(plan, values, ws, on_event, cancel, record={"agent": record["agent"]})
         self._logs[run.id].add("planning")
-        with self._lock:  # one chat model for every run: its own lock keeps two runs from decoding at once
+        with self._llm_lock:  # one chat model for every run: its own lock keeps two runs from decoding at once
             if self._examples is None:
                 self._examples = ExamplePool.builtin()
             if self.llm is None or isinstance(self.llm, str):
