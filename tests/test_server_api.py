@@ -316,6 +316,27 @@ def test_submissions_are_prepared_outside_the_lock(env, monkeypatch):
         assert {p.name for p in (env / "prep-data" / "runs").iterdir()} == set(ids)
 
 
+def test_an_uploaded_workflow_is_parsed_once_when_submitted(env, monkeypatch):
+    """YAML parsing was about a third of a submission's CPU time, and an uploaded workflow was parsed
+    twice (checked, then read back from the file just written): now once, and the run is the same."""
+    import threading
+
+    from cadenza.engine import workflow
+
+    parses, me = [], threading.get_ident()
+    real = workflow.safe_load_yaml
+    monkeypatch.setattr(workflow, "safe_load_yaml", lambda *a, **k: (parses.append(threading.get_ident()), real(*a, **k))[1])
+    gate = env / "gate-parse"
+    gate.touch()
+    with TestClient(create_app(env / "parse-data", registry=REGISTRY, workers=1)) as c:
+        store = c.app.state.store
+        sound = upload(c, env / "a.wav").json()["id"]
+        run = store.submit_workflow(name=None, yaml_text=gated_workflow(gate), inputs={"sound": sound})
+        assert parses.count(me) == 1
+        done = wait_done(c, run.id)
+        assert done["status"] == "succeeded" and c.get(done["outputs"]["result"]["url"]).content[:4] == b"RIFF"
+
+
 def test_stopping_the_server_interrupts_a_run_and_keeps_it(env):
     data = env / "stop-data"
     with TestClient(create_app(data, registry=REGISTRY)) as c:

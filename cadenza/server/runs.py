@@ -45,7 +45,7 @@ from ..engine.executor import Event, Executor, RunResult, resolve_inputs
 from ..engine.outdir import atomic_write_text
 from ..engine.plan import Plan
 from ..engine.validate import check_plan
-from ..engine.workflow import media_inputs, parse_input_value, parse_workflow, prepare_workflow
+from ..engine.workflow import anchor_paths, media_inputs, parse_input_value, parse_workflow, prepare_workflow
 from ..engine.workflow_tool import WorkflowTool
 from ..errors import CadenzaError, CancelledError, InputError, one_line
 from ..llm.chat import get_chat_model
@@ -188,12 +188,13 @@ class RunStore:
         as form text, read by their declared type (as the CLI reads --input)."""
         if (name is None) == (yaml_text is None):
             raise ApiError(422, "give a workflow by 'workflow' (a name) or by an uploaded file, not both or neither")
+        plan = None
         if name is not None:
             self.workflow_path(name)  # an unknown name is refused before anything is made
-        else:
-            check_plan(parse_workflow(yaml_text, "the uploaded workflow"), self.registry)
+        else:  # parsed once: YAML is most of a submission's CPU time (benchmarks/serve.py)
+            plan = check_plan(parse_workflow(yaml_text, "the uploaded workflow"), self.registry)
         run = Run(new_id(), "workflow", time.time(), workflow=name)
-        return self._admit(run, lambda folder: self._prepare_workflow(run, folder, yaml_text, inputs, typed_as_text))
+        return self._admit(run, lambda folder: self._prepare_workflow(run, folder, yaml_text, plan, inputs, typed_as_text))
 
     def submit_request(self, request: str, files: dict[str, Any]) -> Run:
         if not isinstance(request, str) or not request.strip():
@@ -260,12 +261,13 @@ class RunStore:
             raise ApiError(422, f"no workflow '{name[:60]}' (known: {known or 'none'})")
         return tool.path
 
-    def _prepare_workflow(self, run: Run, folder: Path, yaml_text: str | None, given: dict[str, Any],
-                          typed_as_text: set[str]) -> None:
+    def _prepare_workflow(self, run: Run, folder: Path, yaml_text: str | None, parsed: Plan | None,
+                          given: dict[str, Any], typed_as_text: set[str]) -> None:
         if yaml_text is not None:
             (folder / "workflow").mkdir()
             (folder / "workflow" / "workflow.yaml").write_text(yaml_text, encoding="utf-8")
-        plan = self._plan(run)
+        # the uploaded workflow as `_plan` reads it from that file (prepare_workflow), without parsing it again
+        plan = self._plan(run) if parsed is None else anchor_paths(parsed, (folder / "workflow").resolve(), self.registry)
         for name, value in given.items():
             checked_name(name, "input")
             spec = plan.inputs.get(name)
