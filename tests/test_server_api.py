@@ -317,8 +317,8 @@ def test_submissions_are_prepared_outside_the_lock(env, monkeypatch):
 
 
 def test_an_uploaded_workflow_is_parsed_once_when_submitted(env, monkeypatch):
-    """YAML parsing was about a third of a submission's CPU time, and an uploaded workflow was parsed
-    twice (checked, then read back from the file just written): now once, and the run is the same."""
+    """An uploaded workflow was parsed twice when submitted (checked, then read back from the file just
+    written), about half of a submission's CPU time: now once, and the run is the same."""
     import threading
 
     from cadenza.engine import workflow

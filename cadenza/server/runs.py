@@ -191,7 +191,7 @@ class RunStore:
         plan = None
         if name is not None:
             self.workflow_path(name)  # an unknown name is refused before anything is made
-        else:  # parsed once: YAML is most of a submission's CPU time (benchmarks/serve.py)
+        else:  # parsed once (a parse is ~1.7 of a submission's ~6.5 ms of CPU here; benchmarks/RESULTS.md)
             plan = check_plan(parse_workflow(yaml_text, "the uploaded workflow"), self.registry)
         run = Run(new_id(), "workflow", time.time(), workflow=name)
         return self._admit(run, lambda folder: self._prepare_workflow(run, folder, yaml_text, plan, inputs, typed_as_text))
