@@ -266,6 +266,77 @@ def test_runs_overlap_queue_is_bounded_and_cancel_works(env):
         assert c.post(f"/runs/{a}/resume").status_code == 409
 
 
+def test_submissions_are_prepared_outside_the_lock(env, monkeypatch):
+    """benchmarks/serve.py: 50 submissions at once waited for each other (p99 0.9 s): each was parsed,
+    copied and decoded under the store's lock. Now a submission is prepared outside it with a place
+    in the queue held: one slow to prepare holds up no other, the queue's bound counts it, a failed one
+    gives its place back, none is lost or doubled, and runs are listed and run in the order they
+    joined the queue."""
+    import threading
+
+    gate = env / "gate-prep"
+    wf = gated_workflow(gate)
+    with TestClient(create_app(env / "prep-data", registry=REGISTRY, workers=1, max_queued=2)) as c:
+        store = c.app.state.store
+        slow, quick = (upload(c, env / "a.wav").json()["id"] for _ in range(2))
+        submit = lambda sound: c.post("/runs", json={"workflow_yaml": wf, "inputs": {"sound": sound}})  # noqa: E731
+        first = submit(quick).json()["id"]
+        wait_for(lambda: c.get(f"/runs/{first}").json()["status"] == "running")  # the one worker waits at the gate
+        entered, release = threading.Event(), threading.Event()
+        copy_into = store.uploads.copy_into
+
+        def held_up(upload_id, folder, stem):
+            if upload_id == slow:
+                entered.set()
+                assert release.wait(15)
+            return copy_into(upload_id, folder, stem)
+        monkeypatch.setattr(store.uploads, "copy_into", held_up)
+        answers = {}
+        thread = threading.Thread(target=lambda: answers.update(a=submit(slow)))
+        thread.start()
+        assert entered.wait(15)  # a is being prepared, its place held
+        t0 = time.monotonic()
+        b = submit(quick)
+        assert b.status_code == 202 and time.monotonic() - t0 < 10  # it did not wait for a
+        full = submit(quick)  # b queued + a's place = the queue's 2
+        assert full.status_code == 429 and full.headers["retry-after"] == "5" and store._reserved == 1
+        release.set()
+        thread.join(15)
+        a = answers["a"]
+        assert a.status_code == 202 and store._reserved == 0
+        ids = [r["id"] for r in c.get("/runs").json()["runs"]]
+        assert ids == [a.json()["id"], b.json()["id"], first]  # newest first: a joined the queue after b
+        assert {p.name for p in (env / "prep-data" / "runs").iterdir()} == set(ids)
+        gate.touch()
+        done = {rid: wait_done(c, rid) for rid in ids}
+        assert all(d["status"] == "succeeded" and d["attempts"] == 1 for d in done.values())
+        assert done[b.json()["id"]]["started_at"] < done[a.json()["id"]]["started_at"]  # the queue's order
+        bad = c.post("/runs", json={"workflow_yaml": wf, "inputs": {"sound": "0" * 32}})
+        assert bad.status_code == 422 and store._reserved == 0
+        assert {p.name for p in (env / "prep-data" / "runs").iterdir()} == set(ids)
+
+
+def test_an_uploaded_workflow_is_parsed_once_when_submitted(env, monkeypatch):
+    """An uploaded workflow was parsed twice when submitted (checked, then read back from the file just
+    written), about half of a submission's CPU time: now once, and the run is the same."""
+    import threading
+
+    from cadenza.engine import workflow
+
+    parses, me = [], threading.get_ident()
+    real = workflow.safe_load_yaml
+    monkeypatch.setattr(workflow, "safe_load_yaml", lambda *a, **k: (parses.append(threading.get_ident()), real(*a, **k))[1])
+    gate = env / "gate-parse"
+    gate.touch()
+    with TestClient(create_app(env / "parse-data", registry=REGISTRY, workers=1)) as c:
+        store = c.app.state.store
+        sound = upload(c, env / "a.wav").json()["id"]
+        run = store.submit_workflow(name=None, yaml_text=gated_workflow(gate), inputs={"sound": sound})
+        assert parses.count(me) == 1
+        done = wait_done(c, run.id)
+        assert done["status"] == "succeeded" and c.get(done["outputs"]["result"]["url"]).content[:4] == b"RIFF"
+
+
 def test_stopping_the_server_interrupts_a_run_and_keeps_it(env):
     data = env / "stop-data"
     with TestClient(create_app(data, registry=REGISTRY)) as c:
@@ -311,6 +382,53 @@ def test_a_finished_run_keeps_no_events_or_cancel_event_in_memory(env):
     assert again._events is None and len(again) == 4 and again.since(3)[0][0]["kind"] == "run_queued"
     again.add("run_interrupted")
     assert again.since(0)[1] is True and again.since(4)[0][0]["seq"] == 4
+
+
+def test_a_finished_run_is_kept_as_its_line_of_the_run_list(env):
+    """benchmarks/serve.py saw ~6.5 KB more memory for each finished run (its record and event-log
+    object, kept for the run list). A finished run is now one `Entry` (its summary, texts cut at CLIP
+    characters); its record, events and files are read from its folder, and what a client reads is
+    unchanged: the list (newest first, a long request whole), each run, its outputs and events."""
+    import sys
+
+    from cadenza.server.runs import CLIP, Entry
+
+    plan = {"steps": [{"id": "s1", "tool": "mix_audio",
+                       "args": {"tracks": ["$voice", "$music"], "gains_db": [0, -6], "duck_under": 0}}]}
+    long_request = "put the music under my voice, quietly " * 20
+    data = env / "index-data"
+    with ScriptedChatModel([plan]) as llm, TestClient(create_app(data, registry=REGISTRY, llm=llm, workers=1)) as c:
+        store = c.app.state.store
+        files = {n: upload(c, env / f).json()["id"] for n, f in (("voice", "a.wav"), ("music", "b.wav"))}
+        wf = "inputs: {s: {type: audio}}\nsteps:\n  - {id: two, tool: twice, args: {audio: $s}}\noutputs: {copies: $two}\n"
+        ids = [c.post("/runs", json={"workflow_yaml": wf, "inputs": {"s": files["voice"]}}).json()["id"] for _ in range(3)]
+        ids.append(c.post("/runs", json={"request": long_request, "files": files}).json()["id"])
+        docs = {rid: wait_done(c, rid) for rid in ids}
+        assert all(d["status"] == "succeeded" for d in docs.values()), docs
+        assert not store._open and not store._logs and not store._cancels
+        assert set(store._done) == set(ids) and all(type(e) is Entry for e in store._done.values())
+        request_entry = store._done[ids[-1]]
+        assert request_entry.clipped and request_entry.request == long_request[:CLIP]
+        workflow_entry = store._done[ids[0]]
+        assert not workflow_entry.clipped
+        assert sys.getsizeof(workflow_entry) + sum(sys.getsizeof(f) for f in workflow_entry[1:] if f is not None) < 600
+
+        listed = c.get("/runs").json()["runs"]
+        assert {r["id"] for r in listed} == set(ids) and len(listed) == len(ids)
+        assert [r["created_at"] for r in listed] == sorted((d["created_at"] for d in docs.values()), reverse=True)
+        assert all(r == {k: docs[r["id"]][k] for k in r} for r in listed)  # the list says what each run says
+        assert next(r for r in listed if r["id"] == ids[-1])["request"] == long_request
+
+        run = c.get(f"/runs/{ids[0]}").json()  # read from its folder
+        assert run == docs[ids[0]] and c.get(run["outputs"]["copies"][1]["url"]).content[:4] == b"RIFF"
+        assert c.get(f"/runs/{ids[0]}/inputs/s").content[:4] == b"RIFF"
+        assert c.get(f"/runs/{ids[-1]}/run.json").json()["agent"]["request"] == long_request
+        assert [e["kind"] for e in events_of(c, ids[0])][-1] == "run_finished"
+        assert c.post(f"/runs/{ids[0]}/cancel").status_code == 409 and c.post(f"/runs/{ids[0]}/resume").status_code == 409
+        assert c.get(f"/runs/{'0' * 32}").status_code == 404 and c.get(f"/runs/{'0' * 32}/events").status_code == 404
+    with TestClient(create_app(data, registry=REGISTRY)) as c:  # after a restart: the same list, from disk
+        assert c.get("/runs").json()["runs"] == listed
+        assert not c.app.state.store._open and not c.app.state.store._logs
 
 
 def test_the_hash_cache_is_bounded(tmp_path, monkeypatch):
@@ -438,6 +556,46 @@ def test_token_required_for_every_request_and_beyond_loopback(env):
     for host in ("0.0.0.0", "192.168.1.5", "example.org"):
         with pytest.raises(InputError, match="needs a token"):
             check_binding(host, None)
+
+
+def test_wrong_tokens_are_limited_per_address(env):
+    """/login and the Authorization header had no limit on guesses: after 5 wrong tokens in a minute
+    from one address, that address gets 429 with Retry-After (its guesses not even compared) until the
+    oldest is a minute old; the right token clears the count; another address is not held up."""
+    now = [1000.0]
+    app = create_app(env / "guess-data", registry=REGISTRY, token="s3cret")
+    app.state.login_limiter.clock = lambda: now[0]
+    right = {"Authorization": "Bearer s3cret"}
+    with TestClient(app) as c, TestClient(app, client=("10.0.0.9", 4000)) as other:
+        for i in range(4):  # wrong, wrong, ..., then the right one: the count starts again
+            assert c.post("/login", data={"token": f"guess{i}"}).status_code == 401
+        assert c.get("/tools", headers=right).status_code == 200
+        for i in range(4):  # the header and the form count together
+            assert c.get("/runs", headers={"Authorization": f"Bearer guess{i}"}).status_code == 401
+            now[0] += 10
+        assert c.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401  # the fifth
+        form = c.post("/login", data={"token": "s3cret"}, follow_redirects=False)  # even the right one waits
+        assert form.status_code == 429 and form.headers["retry-after"] == "20" and "Too many wrong tokens" in form.text
+        assert "set-cookie" not in form.headers
+        api = c.get("/runs", headers=right)
+        assert api.status_code == 429 and api.headers["retry-after"] == "20"
+        assert api.json() == {"error": "too many wrong tokens from this address; try again in 20 s"}
+        assert c.get("/runs").status_code == 401  # no token at all is not a guess, and says what is missing
+        assert other.get("/runs", headers=right).status_code == 200  # another address
+        assert other.post("/login", data={"token": "s3cret"}, follow_redirects=False).status_code == 303
+        now[0] += 20  # the oldest wrong token is a minute old: one more try
+        assert c.get("/runs", headers={"Authorization": "Bearer guess"}).status_code == 401
+        assert c.get("/runs", headers=right).status_code == 429 and c.get("/runs", headers=right).headers["retry-after"] == "10"
+        now[0] += 10
+        assert c.get("/runs", headers=right).status_code == 200  # and a success clears the count
+        assert all(c.get("/runs", headers={"Authorization": "Bearer x"}).status_code == 401 for _ in range(5))
+
+    from cadenza.server.security import LoginLimiter
+
+    limiter = LoginLimiter(max_failures=2, window_s=60, max_clients=3, clock=lambda: now[0])
+    for address in ("a", "b", "c", "a", "d"):  # many addresses: the one wrong longest ago is forgotten
+        limiter.failed(address)
+    assert list(limiter._failures) == ["c", "a", "d"] and limiter.retry_after("a") == 60 and limiter.retry_after("b") == 0
 
 
 def test_cli_refuses_to_serve_beyond_loopback_without_a_token(env, monkeypatch, capsys):

@@ -4,7 +4,7 @@ Every error is JSON, `{"error": "one line naming what is at fault"}`, with its s
 malformed body, 401 no or a wrong token, 404 an unknown run, upload or output, 409 a run that
 cannot be cancelled or resumed now, 413 too large, 415 not a media file, 416 a byte range past a
 file's end, 422 a request that does not validate (a workflow, an input, a plan), 429 a full queue
-(with Retry-After).
+or too many wrong tokens from one address (both with Retry-After).
 The web page (web.py) is served at `/` on these same routes.
 """
 
@@ -38,7 +38,7 @@ from ..media import open_nofollow
 from ..tools.registry import Registry, default_registry
 from .events import EventLog
 from .runs import RunStore
-from .security import ApiError, TokenGuard
+from .security import ApiError, LoginLimiter, TokenGuard
 from .uploads import MAX_FIELD_BYTES, read_form
 from .web import add_web
 
@@ -101,10 +101,11 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["*"],
                            allow_headers=["*"])
+    limiter = app.state.login_limiter = LoginLimiter()  # wrong tokens per address, at /login and in the header
     if token:
-        app.add_middleware(TokenGuard, token=token)
+        app.add_middleware(TokenGuard, token=token, limiter=limiter)
     _error_handlers(app)
-    add_web(app, token)
+    add_web(app, token, limiter)
 
     # -- tools and validation ------------------------------------------------------------------
     # the tools' documents, made once while the registry holds the same tools: pydantic builds each
@@ -239,7 +240,7 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
 
     @app.get("/runs", summary="every run, newest first")
     def list_runs():
-        return {"runs": [r.summary() for r in store.list()]}
+        return {"runs": store.list()}
 
     @app.get("/runs/{run_id}", summary="one run: status, inputs, outputs (with their download links)")
     def show_run(run_id: str):

@@ -7,7 +7,10 @@
     DATA/runs/<id>/outputs/         the output folder: the files produced and run.json
 
 A submission is checked before it is queued (the workflow validates, the inputs exist, are
-allowed and decode), so a bad one is refused at once (422) and leaves no folder. Each worker
+allowed and decode), so a bad one is refused at once (422) and leaves no folder. That checking and
+the copying of its files happen outside the store's lock, with a place in the queue held for the
+run, so submissions are prepared side by side; under the lock a run only takes its place and is
+queued (a full queue is refused before any work, and a prepared run is never refused). Each worker
 thread runs one run at a time with its own `Executor`, so the steps of different runs run
 concurrently; models are shared through the process's one runtime and its GPU budget.
 On start, a run that was queued or running when the server stopped is marked `interrupted`;
@@ -15,6 +18,12 @@ resuming runs it again in the same folder, and the steps that finished come from
 `rerun` is a new run of a workflow run with some values changed (a dubbing review's edited lines),
 its files linked from the old run's folder. A run's event log also holds `planning` (a request
 goes to the LLM) and `plan` (the steps, once validated), so a page shows the plan before it runs.
+
+In memory: an open run (queued or running) whole, with its event log and cancel event; a finished
+run only as its line of the run list (`Entry`: id, kind, status, workflow, the request's first
+CLIP characters, times, error; ~0.3 KB), so a server that has served many runs does not hold their
+records (benchmarks/serve.py). A finished run's record is read from its state.json when asked for;
+resuming it makes it an open run again.
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ import json
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..agent.agent import Agent
 from ..agent.examples import ExamplePool
@@ -35,7 +45,7 @@ from ..engine.executor import Event, Executor, RunResult, resolve_inputs
 from ..engine.outdir import atomic_write_text
 from ..engine.plan import Plan
 from ..engine.validate import check_plan
-from ..engine.workflow import media_inputs, parse_input_value, parse_workflow, prepare_workflow
+from ..engine.workflow import anchor_paths, media_inputs, parse_input_value, parse_workflow, prepare_workflow
 from ..engine.workflow_tool import WorkflowTool
 from ..errors import CadenzaError, CancelledError, InputError, one_line
 from ..llm.chat import get_chat_model
@@ -49,6 +59,26 @@ from .uploads import UploadStore
 
 ACTIVE = ("queued", "running")
 RESUMABLE = ("interrupted", "failed", "cancelled")
+SUMMARY = ("id", "kind", "status", "workflow", "request", "created_at", "started_at", "finished_at", "error")
+CLIP = 300  # characters of a finished run's request and error kept in memory; a longer one is read from disk
+
+
+class Entry(NamedTuple):
+    """A finished run in the run list: the fields of `Run.summary`, the texts cut at CLIP characters."""
+
+    id: str
+    kind: str
+    status: str
+    workflow: str | None
+    request: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    clipped: bool  # the request or the error is longer than what is kept
+
+    def summary(self) -> dict[str, Any]:
+        return dict(zip(SUMMARY, self))
 
 
 @dataclass
@@ -68,8 +98,15 @@ class Run:
     attempts: int = 0
 
     def summary(self) -> dict[str, Any]:
-        keep = ("id", "kind", "status", "workflow", "request", "created_at", "started_at", "finished_at", "error")
-        return {k: getattr(self, k) for k in keep}
+        return {k: getattr(self, k) for k in SUMMARY}
+
+    def entry(self) -> Entry:
+        def clip(text: str | None) -> str | None:
+            return text[:CLIP] if text else text
+        long = len(self.request or "") > CLIP or len(self.error or "") > CLIP
+        return Entry(self.id, sys.intern(self.kind), sys.intern(self.status),
+                     sys.intern(self.workflow) if self.workflow else None, clip(self.request), self.created_at,
+                     self.started_at, self.finished_at, clip(self.error), long)
 
 
 class RunStore:
@@ -83,10 +120,15 @@ class RunStore:
         self.llm = llm
         self.max_queued = max_queued
         self.cache = cache
-        self._runs: dict[str, Run] = {}
+        self._open: dict[str, Run] = {}  # queued or running: whole, with their logs and cancel events
+        self._done: dict[str, Entry] = {}  # finished: the run list's line alone (the record is on disk)
         self._logs: dict[str, EventLog] = {}
         self._cancels: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
+        # a run moves between _open and _done under the lock, its state.json written first; re-entrant:
+        # cancel and close finish runs while they hold it
+        self._lock = threading.RLock()
+        self._llm_lock = threading.Lock()  # making the chat model (maybe loading it) holds up no one else
+        self._reserved = 0  # places in the queue held for submissions being prepared
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._examples: ExamplePool | None = None
         self._stopping = False
@@ -98,16 +140,40 @@ class RunStore:
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, run_id: str) -> Run:
-        run = self._runs.get(checked_id(run_id, "run"))
+        """An open run is the store's own object; a finished one is read from its state.json (a copy)."""
+        rid = checked_id(run_id, "run")
+        run = self._open.get(rid)
+        if run is not None:
+            return run
+        with self._lock:  # it may be moving between _open and _done just now
+            run = self._open.get(rid)
+            done = rid in self._done
+        if run is None and done:
+            run = self._load(self.runs_dir / rid / "state.json")
         if run is None:
             raise ApiError(404, f"no run '{run_id}'")
         return run
 
-    def list(self) -> list[Run]:
-        return sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
+    def list(self) -> list[dict[str, Any]]:
+        """Every run's summary, newest first."""
+        with self._lock:
+            runs = [r.summary() for r in self._open.values()]
+            done = list(self._done.values())
+        for entry in done:
+            whole = self._load(self.runs_dir / entry.id / "state.json") if entry.clipped else None
+            runs.append(whole.summary() if whole is not None else entry.summary())
+        runs.sort(key=lambda r: r["created_at"], reverse=True)
+        return runs
 
     def events(self, run_id: str) -> EventLog:
-        return self._logs[self.get(run_id).id]
+        rid = checked_id(run_id, "run")
+        with self._lock:  # an open run's own log, which its worker appends to; a finished one's read from disk
+            log = self._logs.get(rid)
+            if log is None and rid in self._done:
+                log = EventLog(self.runs_dir / rid / "events.jsonl")
+        if log is None:
+            raise ApiError(404, f"no run '{run_id}'")
+        return log
 
     def folder(self, run: Run) -> Path:
         return self.runs_dir / run.id
@@ -122,12 +188,13 @@ class RunStore:
         as form text, read by their declared type (as the CLI reads --input)."""
         if (name is None) == (yaml_text is None):
             raise ApiError(422, "give a workflow by 'workflow' (a name) or by an uploaded file, not both or neither")
+        plan = None
         if name is not None:
             self.workflow_path(name)  # an unknown name is refused before anything is made
-        else:
-            check_plan(parse_workflow(yaml_text, "the uploaded workflow"), self.registry)
+        else:  # parsed once (a parse is ~1.7 of a submission's ~6.5 ms of CPU here; benchmarks/RESULTS.md)
+            plan = check_plan(parse_workflow(yaml_text, "the uploaded workflow"), self.registry)
         run = Run(new_id(), "workflow", time.time(), workflow=name)
-        return self._admit(run, lambda folder: self._prepare_workflow(run, folder, yaml_text, inputs, typed_as_text))
+        return self._admit(run, lambda folder: self._prepare_workflow(run, folder, yaml_text, plan, inputs, typed_as_text))
 
     def submit_request(self, request: str, files: dict[str, Any]) -> Run:
         if not isinstance(request, str) or not request.strip():
@@ -143,23 +210,41 @@ class RunStore:
         return self._admit(run, prepare)
 
     def _admit(self, run: Run, prepare) -> Run:
+        """Hold a place in the queue, prepare the run's folder (the slow part: parsing, copying, decoding)
+        outside the lock, then queue it: under the lock only the place and the queue (~1 ms: its
+        state.json and first event are written there, so a worker's later writes come after them)."""
         with self._lock:
-            self._check_room()
-            folder = self.folder(run)
+            self._check_room()  # a full queue refuses before any work is done
+            self._reserved += 1
+        folder, held = self.folder(run), True
+        try:
             folder.mkdir()
             try:
                 prepare(folder)
+                log = EventLog(folder / "events.jsonl")
+                with self._lock:
+                    self._reserved -= 1  # the place held becomes the run's: never refused once prepared
+                    held = False
+                    if self._stopping:  # no worker would take it
+                        raise ApiError(503, "the server is stopping; try again later", {"Retry-After": "5"})
+                    run.created_at = time.time()  # when it joined the queue: the run list's order is the queue's
+                    self._open[run.id] = run
+                    self._logs[run.id] = log
+                    self._cancels[run.id] = threading.Event()
+                    self._queue_run(run)
             except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
+                if run.id not in self._open:
+                    shutil.rmtree(folder, ignore_errors=True)
                 raise
-            self._runs[run.id] = run
-            self._logs[run.id] = EventLog(folder / "events.jsonl")
-            self._cancels[run.id] = threading.Event()
-            self._queue_run(run)
+        finally:
+            if held:
+                with self._lock:
+                    self._reserved -= 1
         return run
 
     def _check_room(self) -> None:
-        if sum(r.status == "queued" for r in self._runs.values()) >= self.max_queued:
+        queued = sum(r.status == "queued" for r in self._open.values()) + self._reserved
+        if queued >= self.max_queued:
             raise ApiError(429, f"the queue is full ({self.max_queued} runs waiting); try again later",
                            {"Retry-After": "5"})
 
@@ -176,12 +261,13 @@ class RunStore:
             raise ApiError(422, f"no workflow '{name[:60]}' (known: {known or 'none'})")
         return tool.path
 
-    def _prepare_workflow(self, run: Run, folder: Path, yaml_text: str | None, given: dict[str, Any],
-                          typed_as_text: set[str]) -> None:
+    def _prepare_workflow(self, run: Run, folder: Path, yaml_text: str | None, parsed: Plan | None,
+                          given: dict[str, Any], typed_as_text: set[str]) -> None:
         if yaml_text is not None:
             (folder / "workflow").mkdir()
             (folder / "workflow" / "workflow.yaml").write_text(yaml_text, encoding="utf-8")
-        plan = self._plan(run)
+        # the uploaded workflow as `_plan` reads it from that file (prepare_workflow), without parsing it again
+        plan = self._plan(run) if parsed is None else anchor_paths(parsed, (folder / "workflow").resolve(), self.registry)
         for name, value in given.items():
             checked_name(name, "input")
             spec = plan.inputs.get(name)
@@ -226,6 +312,7 @@ class RunStore:
     def cancel(self, run_id: str) -> Run:
         run = self.get(run_id)
         with self._lock:
+            run = self._open.get(run.id, run)  # a finished run is a copy read from disk: 409 below
             if run.status == "queued":  # the worker skips it
                 self._finish(run, "cancelled", error="cancelled before it started")
             elif run.status == "running":
@@ -238,9 +325,16 @@ class RunStore:
     def resume(self, run_id: str) -> Run:
         run = self.get(run_id)
         with self._lock:
+            if run.id in self._open:  # queued or running (a run leaves _open only once finished)
+                run = self._open[run.id]
+            elif run.id in self._done:  # read again under the lock: a resume just before this one is seen
+                run = self._load(self.folder(run) / "state.json") or run
             if run.status not in RESUMABLE:
                 raise ApiError(409, f"run '{run.id}' is {run.status}; only an interrupted, failed or cancelled run resumes")
             self._check_room()
+            self._open[run.id] = run  # open before it leaves _done: `get` finds it in one or the other
+            self._done.pop(run.id, None)
+            self._logs[run.id] = EventLog(self.folder(run) / "events.jsonl")
             self._cancels[run.id] = threading.Event()
             self._queue_run(run)
         return run
@@ -285,9 +379,9 @@ class RunStore:
             run_id = self._queue.get()
             if run_id is None:
                 return
-            run = self._runs[run_id]
             with self._lock:
-                if run.status != "queued" or self._stopping:
+                run = self._open.get(run_id)
+                if run is None or run.status != "queued" or self._stopping:  # cancelled, or queued twice by a resume
                     continue
                 run.status, run.started_at, run.attempts = "running", time.time(), run.attempts + 1
                 self._save(run)
@@ -338,7 +432,7 @@ class RunStore:
             ws = Workspace.for_run(self.out_dir(run), files)
             return self._executor_run(plan, values, ws, on_event, cancel, record={"agent": record["agent"]})
         self._logs[run.id].add("planning")
-        with self._lock:  # one chat model for every run: its own lock keeps two runs from decoding at once
+        with self._llm_lock:  # one chat model for every run: its own lock keeps two runs from decoding at once
             if self._examples is None:
                 self._examples = ExamplePool.builtin()
             if self.llm is None or isinstance(self.llm, str):
@@ -366,36 +460,46 @@ class RunStore:
             return {}
 
     def _finish(self, run: Run, status: str, error: str | None = None) -> None:
-        run.status, run.error, run.finished_at = status, error, time.time()
-        self._cancels.pop(run.id, None)  # a finished run keeps nothing in memory but its record (resume makes a new one)
-        self._save(run)
-        seconds = run.finished_at - run.started_at if run.started_at else None
-        self._logs[run.id].add("run_finished", status=status, error=error,
-                               seconds=round(seconds, 4) if seconds is not None else None)
+        """Record the end, then keep only the run list's line: the record, the log and the cancel event
+        are let go (a resume makes them anew). Under the lock, so a resume sees the run open or finished."""
+        with self._lock:
+            run.status, run.error, run.finished_at = status, error, time.time()
+            self._save(run)
+            seconds = run.finished_at - run.started_at if run.started_at else None
+            self._logs.pop(run.id).add("run_finished", status=status, error=error,
+                                       seconds=round(seconds, 4) if seconds is not None else None)
+            self._cancels.pop(run.id, None)
+            self._done[run.id] = run.entry()  # in _done before it leaves _open: `get` finds it in one or the other
+            del self._open[run.id]
 
     # -- on disk -----------------------------------------------------------------------------
     def _save(self, run: Run) -> None:
         atomic_write_text(self.folder(run) / "state.json", json.dumps(asdict(run), default=str))
 
+    @staticmethod
+    def _load(state: Path) -> Run | None:
+        try:
+            return Run(**json.loads(state.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None  # not a run this server wrote, or its folder was removed by hand
+
     def _recover(self) -> None:
         """Runs of an earlier server: listed again; one left queued or running is now interrupted."""
         for state in self.runs_dir.glob("*/state.json"):
-            try:
-                run = Run(**json.loads(state.read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
-                continue  # not a run this server wrote
-            self._runs[run.id] = run
-            self._logs[run.id] = log = EventLog(state.parent / "events.jsonl")
+            run = self._load(state)
+            if run is None or run.id != state.parent.name:
+                continue
             if run.status in ACTIVE:
                 run.status, run.error = "interrupted", "the server stopped during this run; resume it"
                 self._save(run)
-                log.add("run_interrupted", status="interrupted")
+                EventLog(state.parent / "events.jsonl").add("run_interrupted", status="interrupted")
+            self._done[run.id] = run.entry()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop: running runs are cancelled and marked interrupted (resumable), queued ones too."""
         with self._lock:
             self._stopping = True
-            for run in self._runs.values():
+            for run in list(self._open.values()):  # finishing one moves it out of _open
                 if run.status == "running" and (event := self._cancels.get(run.id)) is not None:
                     event.set()
                 elif run.status == "queued":
@@ -414,4 +518,4 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-__all__ = ["Run", "RunStore"]
+__all__ = ["Entry", "Run", "RunStore"]

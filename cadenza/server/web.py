@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from .security import COOKIE, LOGIN_PATH, session_value
+from .security import COOKIE, LOGIN_PATH, LoginLimiter, client_address, session_value, too_many_tries
 
 WEB = Path(__file__).with_name("web")
 MAX_LOGIN_BYTES = 4096
@@ -32,7 +32,10 @@ input,button{font:inherit;padding:.4rem;width:100%;box-sizing:border-box;margin:
 <button type="submit">Sign in</button></form></body></html>"""
 
 
-def add_web(app: FastAPI, token: str | None) -> None:
+def add_web(app: FastAPI, token: str | None, limiter: LoginLimiter | None = None) -> None:
+    """The page and, with a token, the login form; `limiter` counts wrong tokens per address (shared
+    with the API's TokenGuard, so the form and the header are one budget of guesses)."""
+    limiter = limiter or LoginLimiter()
     app.mount("/static", StaticFiles(directory=WEB), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -49,6 +52,10 @@ def add_web(app: FastAPI, token: str | None) -> None:
     async def login(request: Request):
         if not token:
             return RedirectResponse("/", status_code=303)
+        client = client_address(request.scope)
+        if wait := limiter.retry_after(client):  # the token is not even compared: a guess learns nothing
+            message = f'<p class="err">{too_many_tries(wait).capitalize()}.</p>'
+            return HTMLResponse(_LOGIN.replace("{error}", message), status_code=429, headers={"Retry-After": str(wait)})
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
@@ -56,7 +63,9 @@ def add_web(app: FastAPI, token: str | None) -> None:
                 break
         given = parse_qs(bytes(raw[:MAX_LOGIN_BYTES]).decode("utf-8", "replace")).get("token", [""])[0]
         if not hmac.compare_digest(given.encode(), token.encode()):
+            limiter.failed(client)
             return HTMLResponse(_LOGIN.replace("{error}", '<p class="err">Wrong token.</p>'), status_code=401)
+        limiter.succeeded(client)
         answer = RedirectResponse("/", status_code=303)
         answer.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict",
                           secure=request.url.scheme == "https", path="/")
