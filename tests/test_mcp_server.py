@@ -235,6 +235,12 @@ def test_streamable_http_with_a_token(tmp):
         rebinding = httpx.post(server.url, json=hello, headers={**accept, "Authorization": "Bearer sesame",
                                                                  "Host": "evil.example"})
         assert rebinding.status_code == 421  # a page elsewhere that renamed itself to reach this machine
+        for _ in range(5):  # five wrong tokens in a minute from this address (the right one above cleared
+            # the count): then 429, for the right token too
+            httpx.post(server.url, json=hello, headers={**accept, "Authorization": "Bearer nope"})
+        limited = httpx.post(server.url, json=hello, headers={**accept, "Authorization": "Bearer sesame"})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "too many wrong tokens" in limited.json()["error"]
     finally:
         server.stop()
 

@@ -44,7 +44,7 @@ from ..tools.base import Tool
 from ..tools.registry import Registry
 from ..tools.types import is_media_tag
 from ..workspace import Workspace
-from .security import check_binding
+from .security import LoginLimiter, check_binding, client_address, too_many_tries
 
 HEARTBEAT_S = 2.0
 MAX_RESOURCE_BYTES = 256 * 2**20  # a resources/read answer is one JSON message: larger outputs are read as files
@@ -294,20 +294,36 @@ class CadenzaMCP:
 
 
 class BearerToken:
-    """ASGI middleware: every request carries `Authorization: Bearer TOKEN` (constant-time compare)."""
+    """ASGI middleware: every request carries `Authorization: Bearer TOKEN` (constant-time compare).
+    Wrong tokens are limited per client address as the HTTP API limits them (security.LoginLimiter):
+    after 5 in a minute that address gets 429 and its guesses are not compared."""
 
-    def __init__(self, app, token: str):
+    def __init__(self, app, token: str, limiter: LoginLimiter | None = None):
         self.app, self.expected = app, f"Bearer {token}".encode()
+        self.limiter = limiter or LoginLimiter()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and not hmac.compare_digest(dict(scope["headers"]).get(b"authorization", b""),
-                                                              self.expected):
-            body = json.dumps({"error": "missing or wrong token (Authorization: Bearer TOKEN)"}).encode()
-            await send({"type": "http.response.start", "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        client = client_address(scope)
+        wait = self.limiter.retry_after(client)
+        if wait:
+            return await _refuse(send, 429, too_many_tries(wait), [(b"retry-after", str(wait).encode())])
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if not hmac.compare_digest(given, self.expected):
+            if given:  # a missing token is not a guess
+                self.limiter.failed(client)
+            return await _refuse(send, 401, "missing or wrong token (Authorization: Bearer TOKEN)",
+                                 [(b"www-authenticate", b"Bearer")])
+        self.limiter.succeeded(client)
         await self.app(scope, receive, send)
+
+
+async def _refuse(send, status: int, error: str, headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 class Progress:
