@@ -418,6 +418,11 @@ def test_a_finished_run_is_kept_as_its_line_of_the_run_list(env):
         assert [r["created_at"] for r in listed] == sorted((d["created_at"] for d in docs.values()), reverse=True)
         assert all(r == {k: docs[r["id"]][k] for k in r} for r in listed)  # the list says what each run says
         assert next(r for r in listed if r["id"] == ids[-1])["request"] == long_request
+        page = c.get("/runs", params={"limit": 2, "offset": 1}).json()  # a page of the same list
+        assert page["runs"] == listed[1:3] and page["total"] == len(ids) and page["offset"] == 1
+        assert c.get("/runs", params={"offset": 3}).json()["runs"] == listed[3:]
+        bad = c.get("/runs", params={"limit": 0})
+        assert bad.status_code == 422 and "limit" in bad.text
 
         run = c.get(f"/runs/{ids[0]}").json()  # read from its folder
         assert run == docs[ids[0]] and c.get(run["outputs"]["copies"][1]["url"]).content[:4] == b"RIFF"

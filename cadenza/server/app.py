@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -238,9 +238,11 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
         finally:
             form.discard()
 
-    @app.get("/runs", summary="every run, newest first")
-    def list_runs():
-        return {"runs": store.list()}
+    @app.get("/runs", summary="the runs, newest first: all of them, or a page (limit, offset); total counts them all")
+    def list_runs(limit: int | None = Query(None, ge=1, le=10_000), offset: int = Query(0, ge=0)):
+        runs = store.list()
+        page = runs[offset:offset + limit] if limit is not None else runs[offset:]
+        return {"runs": page, "total": len(runs), "offset": offset}
 
     @app.get("/runs/{run_id}", summary="one run: status, inputs, outputs (with their download links)")
     def show_run(run_id: str):

@@ -286,14 +286,15 @@ async function workflowPage(main) {
 
 // -- history, one run, tools ---------------------------------------------------------------------------
 async function runsPage(main) {
-  const {runs} = await api("/runs");
+  const {runs, total} = await api("/runs?limit=200");  // the newest 200: a long history stays quick to show
   const rows = runs.map((r) => h("tr", {"data-run": r.id},
     h("td", {}, h("a", {href: `#run/${r.id}`, text: r.id.slice(0, 8)})), h("td", {text: when(r.created_at)}),
     h("td", {text: r.workflow || (r.kind === "request" ? "request" : "workflow file")}),
     h("td", {class: "what", text: r.request || ""}), h("td", {class: `status ${r.status}`, text: r.status}),
     h("td", {}, ["dub", "dub_audio"].includes(r.workflow) && r.status === "succeeded"
       ? h("a", {href: `#review/${r.id}`, text: "review"}) : "")));
-  main.append(h("h2", {text: "Runs"}), runs.length ? h("table", {class: "runs"},
+  main.append(h("h2", {text: total > runs.length ? `Runs (the newest ${runs.length} of ${total})` : "Runs"}),
+    runs.length ? h("table", {class: "runs"},
     h("tr", {}, ["run", "started", "workflow", "request", "status", ""].map((t) => h("th", {text: t}))), rows)
     : h("p", {text: "No runs yet."}));
 }
