@@ -5,6 +5,7 @@ process on a free loopback port (tests/test_server_live.py)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -86,6 +87,11 @@ def test_openapi_tools_and_workflows(client):
     assert {"narrate", "subtitle"} <= {w["name"] for w in client.get("/workflows").json()["workflows"]}
     r = client.get("/tools/no_such_tool")
     assert r.status_code == 404 and r.json() == {"error": "no tool 'no_such_tool'"}
+    page = client.get("/docs")  # the API's page works offline: its scripts come from this server, not a CDN
+    assert page.status_code == 200 and "/openapi.json" in page.text
+    scripts = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', page.text)
+    assert scripts and all(u.startswith("/") for u in scripts), scripts
+    assert all(client.get(u).status_code == 200 for u in scripts)
 
 
 def test_tools_document_is_kept_until_the_registry_changes(tmp_path):

@@ -25,6 +25,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -93,7 +94,9 @@ def create_app(data_dir: str | os.PathLike, *, registry: Registry | None = None,
         yield
         await asyncio.to_thread(store.close)
 
-    app = FastAPI(title="Cadenza", version=_version(), lifespan=lifespan,
+    # FastAPIOffline: FastAPI whose /docs (Swagger UI) and /redoc pages load their scripts from files in
+    # the package, not from a CDN, so they work on a machine with no internet
+    app = FastAPIOffline(title="Cadenza", version=_version(), lifespan=lifespan,
                   description="Plan, check and run multi-step media jobs: submit runs, follow them, fetch their outputs.")
     app.state.store = store
     if cors_origins:  # off unless asked for: a page elsewhere cannot call this server
